@@ -1,0 +1,270 @@
+"""Command-line entry points: ``chatroom-server`` and ``chatroom-tui``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import ssl
+import struct
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from chatroom import __version__
+from chatroom.framing import MAX_FRAME_BYTES
+from chatroom.hub import DEFAULT_HISTORY_EVENTS
+from chatroom.protocol import MAX_TEXT_CHARS
+from chatroom.server import (
+    FLOOD_BURST,
+    FLOOD_RATE_PER_S,
+    HANDSHAKE_TIMEOUT_S,
+    MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_IP,
+    MAX_SENDQ_BYTES,
+    PING_INTERVAL_S,
+    PING_TIMEOUT_S,
+    ChatServer,
+    ServerConfig,
+    display_addresses,
+)
+from chatroom.transcript import (
+    DEFAULT_TRANSCRIPT_BACKUPS,
+    DEFAULT_TRANSCRIPT_MAX_BYTES,
+    DEFAULT_TRANSCRIPT_NAME,
+    Transcript,
+)
+
+__all__ = ["parse_address", "server_main", "tui_main"]
+
+DEFAULT_PORT = 5000
+EXIT_USAGE = 2
+
+
+class AddressError(ValueError):
+    """A HOST:PORT string that cannot be used."""
+
+
+def parse_address(text: str, *, default_host: str = "", default_port: int = DEFAULT_PORT) -> tuple[str, int]:
+    """Split ``HOST:PORT``, ``[V6]:PORT``, ``HOST``, ``:PORT`` or ``PORT``.
+
+    Raises:
+        AddressError: the port is not a number from 1 to 65535, or brackets are unbalanced.
+    """
+    text = text.strip()
+    host, port_text = default_host, ""
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise AddressError(f"{text!r}: missing ']' after an IPv6 address")
+        host, rest = text[1:end], text[end + 1 :]
+        if rest and not rest.startswith(":"):
+            raise AddressError(f"{text!r}: expected ':PORT' after ']'")
+        port_text = rest[1:]
+    elif text.isdigit():
+        port_text = text
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+        host = host or default_host
+    elif ":" in text:
+        host = text  # a bare IPv6 address
+    else:
+        host = text
+    if not port_text:
+        return host, default_port
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise AddressError(f"{text!r}: the port must be a number from 0 to 65535")
+    return host, int(port_text)
+
+
+def _interface_addresses() -> list[str]:
+    """This machine's addresses, loopback last, for the start-up banner."""
+    found: list[str] = []
+    with contextlib.suppress(OSError, AttributeError, ImportError):
+        import fcntl
+
+        siocgifaddr = 0x8915  # Linux
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            for _, name in socket.if_nameindex():
+                with contextlib.suppress(OSError):
+                    packed = struct.pack("256s", name.encode()[:15])
+                    answer = fcntl.ioctl(probe.fileno(), siocgifaddr, packed)
+                    found.append(socket.inet_ntoa(answer[20:24]))
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/net/if_inet6").read_text().splitlines():
+            fields = line.split()
+            raw, scope = fields[0], int(fields[3], 16)
+            if scope == 0:  # global addresses only; link-local ones need a zone to use
+                found.append(socket.inet_ntop(socket.AF_INET6, bytes.fromhex(raw)))
+    if not found:
+        with contextlib.suppress(OSError):
+            for info in socket.getaddrinfo(socket.gethostname(), None):
+                found.append(str(info[4][0]))
+    unique = list(dict.fromkeys(found))
+    return sorted(unique, key=lambda host: host.startswith("127.") or host == "::1")
+
+
+def _server_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chatroom-server",
+        description="Run a chatroom server. With no options it listens on 0.0.0.0:5000 "
+        "and writes the transcript to ./" + DEFAULT_TRANSCRIPT_NAME + ".",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"chatroom {__version__}")
+    parser.add_argument("--bind", default=f"0.0.0.0:{DEFAULT_PORT}", metavar="HOST:PORT",
+                        help="where to listen; IPv6 as [::]:5000")
+    parser.add_argument("--transcript", type=Path, default=Path(DEFAULT_TRANSCRIPT_NAME),
+                        metavar="PATH", help="the transcript file (tail -f it)")
+    parser.add_argument("--transcript-max-bytes", type=int, default=DEFAULT_TRANSCRIPT_MAX_BYTES,
+                        metavar="N", help="rotate the transcript past this size (0: never)")
+    parser.add_argument("--transcript-backups", type=int, default=DEFAULT_TRANSCRIPT_BACKUPS,
+                        metavar="N", help="rotated transcripts to keep")
+    parser.add_argument("--quiet", action="store_true", help="do not print events on the console")
+    parser.add_argument("--history", type=int, default=DEFAULT_HISTORY_EVENTS, metavar="N",
+                        help="recent events a newcomer is shown")
+    limits = parser.add_argument_group("limits")
+    limits.add_argument("--max-frame-bytes", type=int, default=MAX_FRAME_BYTES, metavar="N")
+    limits.add_argument("--max-text", type=int, default=MAX_TEXT_CHARS, metavar="CHARS")
+    limits.add_argument("--sendq", type=int, default=MAX_SENDQ_BYTES, metavar="BYTES",
+                        help="pending output per connection before it is dropped")
+    limits.add_argument("--flood-rate", type=float, default=FLOOD_RATE_PER_S, metavar="PER_S",
+                        help="frames per second per connection after the burst (0: no limit)")
+    limits.add_argument("--flood-burst", type=int, default=FLOOD_BURST, metavar="N")
+    limits.add_argument("--handshake-timeout", type=float, default=HANDSHAKE_TIMEOUT_S,
+                        metavar="S")
+    limits.add_argument("--ping-interval", type=float, default=PING_INTERVAL_S, metavar="S")
+    limits.add_argument("--ping-timeout", type=float, default=PING_TIMEOUT_S, metavar="S")
+    limits.add_argument("--max-connections", type=int, default=MAX_CONNECTIONS, metavar="N")
+    limits.add_argument("--max-per-ip", type=int, default=MAX_CONNECTIONS_PER_IP, metavar="N",
+                        help="connections from one address (loopback is exempt)")
+    access = parser.add_argument_group("access")
+    access.add_argument("--password", default=None,
+                        help="require this password (better: set CHATROOM_PASSWORD, which "
+                        "ps does not show)")
+    access.add_argument("--tls-cert", type=Path, metavar="FILE", help="serve TLS with this cert")
+    access.add_argument("--tls-key", type=Path, metavar="FILE", help="the certificate's key")
+    return parser
+
+
+def _fail(prog: str, message: str) -> int:
+    print(f"{prog}: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def server_main(argv: Sequence[str] | None = None) -> int:
+    """``chatroom-server``: parse options, run until Ctrl-C or SIGTERM, exit 0."""
+    parser = _server_parser()
+    args = parser.parse_args(argv)
+    prog = parser.prog
+    try:
+        host, port = parse_address(args.bind, default_host="0.0.0.0")
+    except AddressError as exc:
+        return _fail(prog, f"--bind {exc}")
+    for option in ("max_frame_bytes", "max_text", "sendq", "flood_burst", "max_connections",
+                   "max_per_ip"):
+        if getattr(args, option) < 1:
+            return _fail(prog, f"--{option.replace('_', '-')} must be at least 1")
+    if args.max_frame_bytes < 64:
+        return _fail(prog, "--max-frame-bytes must be at least 64")
+    ssl_context = None
+    if bool(args.tls_cert) != bool(args.tls_key):
+        return _fail(prog, "--tls-cert and --tls-key go together")
+    if args.tls_cert:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            ssl_context.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            return _fail(prog, f"cannot load the TLS certificate or key: {exc}")
+    password = args.password if args.password is not None else os.environ.get("CHATROOM_PASSWORD")
+
+    from rich.console import Console
+
+    console = Console(stderr=False, highlight=False)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
+                        datefmt="%H:%M:%S")
+    try:
+        transcript = Transcript(args.transcript, max_bytes=args.transcript_max_bytes,
+                                backups=args.transcript_backups)
+    except OSError as exc:
+        return _fail(prog, f"cannot open the transcript {args.transcript}: {exc.strerror or exc}")
+    sinks: list = [transcript]
+    if not args.quiet:
+        from chatroom.console import ConsoleSink
+
+        sinks.append(ConsoleSink(console))
+    config = ServerConfig(
+        host=host,
+        port=port,
+        max_frame_bytes=args.max_frame_bytes,
+        max_text_chars=args.max_text,
+        max_sendq_bytes=args.sendq,
+        soft_sendq_bytes=min(args.sendq, MAX_SENDQ_BYTES // 4),
+        flood_rate=args.flood_rate,
+        flood_burst=args.flood_burst,
+        handshake_timeout_s=args.handshake_timeout,
+        ping_interval_s=args.ping_interval,
+        ping_timeout_s=args.ping_timeout,
+        max_connections=args.max_connections,
+        max_per_ip=args.max_per_ip,
+        password=password or None,
+        history_events=args.history,
+        ssl_context=ssl_context,
+        sinks=sinks,
+    )
+    try:
+        return _run(_serve(config, transcript, console, prog))
+    finally:
+        transcript.close()
+
+
+def _run(main: object) -> int:
+    try:
+        import uvloop  # type: ignore[import-not-found]
+    except ImportError:
+        return asyncio.run(main)  # type: ignore[arg-type]
+    return uvloop.run(main)  # type: ignore[no-any-return]
+
+
+async def _serve(config: ServerConfig, transcript: Transcript, console: object, prog: str) -> int:
+    from rich.console import Console
+
+    assert isinstance(console, Console)
+    server = ChatServer(config)
+    try:
+        await server.start()
+    except OSError as exc:
+        where = f"{config.host}:{config.port}"
+        return _fail(prog, f"cannot listen on {where}: {exc.strerror or exc}")
+    port = server.addresses[0][1]
+    scheme = " --tls" if config.ssl_context else ""
+    console.print(f"chatroom {__version__} is listening. People can join with:", highlight=False)
+    for address in display_addresses(config.host, port, _interface_addresses()):
+        console.print(f"    chatroom-tui {address}{scheme}", style="bold", highlight=False)
+    console.print(f"transcript: {transcript.path.resolve()}   (tail -f it)", highlight=False)
+    if config.password:
+        console.print("a password is required to join", highlight=False)
+    console.print("Ctrl-C stops the server.", style="dim", highlight=False)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        console.print("shutting down…", style="dim", highlight=False)
+        await server.close()
+    return 0
+
+
+def tui_main(argv: Sequence[str] | None = None) -> int:
+    """``chatroom-tui``: join a server in the Textual app, or in ``--plain`` line mode."""
+    from chatroom.tui_client import main
+
+    return main(argv)

@@ -1,0 +1,415 @@
+"""JSON objects <-> typed frames: one frozen dataclass per wire ``type``, field checks, names.
+
+Frames are named as on the wire (``Hello``, ``Say``, ``Message``...). Each has a ``TYPE``
+constant; :data:`CLIENT_FRAMES` and :data:`SERVER_FRAMES` map wire names to classes.
+Unknown fields are ignored, as protocol-v1 asks of every receiver.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar, TypeVar
+
+from chatroom.framing import ErrorCode, ProtocolError, encode_object
+
+__all__ = [
+    "CLIENT_FRAMES",
+    "DEFAULT_ROOM",
+    "MAX_TEXT_CHARS",
+    "PROTOCOL_VERSION",
+    "SERVER_FRAMES",
+    "Bye",
+    "ClientFrame",
+    "Error",
+    "Event",
+    "Hello",
+    "Join",
+    "Leave",
+    "LeaveReason",
+    "Members",
+    "Message",
+    "Ping",
+    "Pong",
+    "Say",
+    "ServerFrame",
+    "Welcome",
+    "Who",
+    "encode",
+    "format_ts",
+    "parse_client_frame",
+    "parse_server_frame",
+]
+
+PROTOCOL_VERSION = 1
+DEFAULT_ROOM = "lobby"
+# protocol-v1 default.
+MAX_TEXT_CHARS = 4000
+
+
+class LeaveReason(StrEnum):
+    """Why a member left, spelled as on the wire."""
+
+    QUIT = "quit"
+    DISCONNECTED = "disconnected"
+    TIMEOUT = "timeout"
+    SLOW_CONSUMER = "slow_consumer"
+    KICKED = "kicked"
+    SHUTDOWN = "shutdown"
+
+
+def format_ts(moment: datetime) -> str:
+    """RFC 3339, UTC, milliseconds, ``Z``: the wire's one time format."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+T = TypeVar("T")
+
+
+def _field(obj: dict[str, Any], name: str, kind: type[T], *, default: Any = ...) -> T:
+    """Read a field of the expected JSON type, or raise ``bad_request``."""
+    if name not in obj:
+        if default is ...:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"missing field {name!r}")
+        return default  # type: ignore[no-any-return]
+    value = obj[name]
+    # bool is an int in Python but not a number on the wire.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, f"field {name!r} must be {_JSON_KIND.get(kind, kind)}"
+        )
+    return value
+
+
+_JSON_KIND: dict[object, str] = {
+    str: "a string",
+    int: "an integer",
+    bool: "true or false",
+    list: "an array",
+}
+
+
+def _strings(obj: dict[str, Any], name: str) -> tuple[str, ...]:
+    values = _field(obj, name, list)
+    if not all(isinstance(value, str) for value in values):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"field {name!r} must hold strings")
+    return tuple(values)
+
+
+# ---------------------------------------------------------------------------- client frames
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """Client: join as ``name``. ``password`` is the server's, when it has one."""
+
+    TYPE: ClassVar[str] = "hello"
+    name: str
+    protocol: int = PROTOCOL_VERSION
+    password: str | None = None
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> Hello:
+        return cls(
+            name=_field(obj, "name", str),
+            protocol=_field(obj, "protocol", int),
+            password=_field(obj, "password", str, default=None),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {"type": self.TYPE, "protocol": self.protocol, "name": self.name}
+        if self.password is not None:
+            wire["password"] = self.password
+        return wire
+
+
+@dataclass(frozen=True, slots=True)
+class Say:
+    """Client: send ``text`` to the room."""
+
+    TYPE: ClassVar[str] = "say"
+    text: str
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> Say:
+        return cls(text=_field(obj, "text", str))
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "text": self.text}
+
+
+@dataclass(frozen=True, slots=True)
+class Who:
+    """Client: ask for the room's members."""
+
+    TYPE: ClassVar[str] = "who"
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> Who:
+        return cls()
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.TYPE}
+
+
+@dataclass(frozen=True, slots=True)
+class Bye:
+    """Client: leave (reason ``quit``); the server closes."""
+
+    TYPE: ClassVar[str] = "bye"
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> Bye:
+        return cls()
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.TYPE}
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Either side: are you there? Answered by a ``pong`` with the same token."""
+
+    TYPE: ClassVar[str] = "ping"
+    token: str = ""
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> Ping:
+        return cls(token=_field(obj, "token", str, default=""))
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "token": self.token}
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """Either side: the answer to a ``ping``."""
+
+    TYPE: ClassVar[str] = "pong"
+    token: str = ""
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> Pong:
+        return cls(token=_field(obj, "token", str, default=""))
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "token": self.token}
+
+
+# ---------------------------------------------------------------------------- server frames
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """Event: ``sender`` said ``text`` in ``room`` (``from`` on the wire)."""
+
+    TYPE: ClassVar[str] = "message"
+    id: int
+    ts: str
+    room: str
+    sender: str
+    text: str
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> Message:
+        return cls(
+            id=_field(obj, "id", int),
+            ts=_field(obj, "ts", str),
+            room=_field(obj, "room", str),
+            sender=_field(obj, "from", str),
+            text=_field(obj, "text", str),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": self.TYPE,
+            "id": self.id,
+            "ts": self.ts,
+            "room": self.room,
+            "from": self.sender,
+            "text": self.text,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """Event: ``name`` joined ``room``."""
+
+    TYPE: ClassVar[str] = "join"
+    id: int
+    ts: str
+    room: str
+    name: str
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> Join:
+        return cls(
+            id=_field(obj, "id", int),
+            ts=_field(obj, "ts", str),
+            room=_field(obj, "room", str),
+            name=_field(obj, "name", str),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "id": self.id, "ts": self.ts, "room": self.room, "name": self.name}
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    """Event: ``name`` left ``room``; ``reason`` is a :class:`LeaveReason` string."""
+
+    TYPE: ClassVar[str] = "leave"
+    id: int
+    ts: str
+    room: str
+    name: str
+    reason: str
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> Leave:
+        return cls(
+            id=_field(obj, "id", int),
+            ts=_field(obj, "ts", str),
+            room=_field(obj, "room", str),
+            name=_field(obj, "name", str),
+            reason=_field(obj, "reason", str, default=LeaveReason.DISCONNECTED.value),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": self.TYPE,
+            "id": self.id,
+            "ts": self.ts,
+            "room": self.room,
+            "name": self.name,
+            "reason": self.reason,
+        }
+
+
+Event = Message | Join | Leave
+_EVENT_TYPES: dict[str, Any] = {"message": Message, "join": Join, "leave": Leave}
+
+
+def _events(obj: dict[str, Any], name: str) -> tuple[Event, ...]:
+    events: list[Event] = []
+    for item in _field(obj, name, list):
+        if not isinstance(item, dict):
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"field {name!r} must hold objects")
+        frame_class = _EVENT_TYPES.get(item.get("type"))  # type: ignore[arg-type]
+        if frame_class is not None:  # an event type this client does not know: skip it
+            events.append(frame_class.from_wire(item))
+    return tuple(events)
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    """Server: ``hello`` accepted; the room's members and its recent past."""
+
+    TYPE: ClassVar[str] = "welcome"
+    name: str
+    server: str
+    room: str
+    members: tuple[str, ...]
+    history: tuple[Event, ...] = ()
+    protocol: int = PROTOCOL_VERSION
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> Welcome:
+        return cls(
+            name=_field(obj, "name", str),
+            server=_field(obj, "server", str, default=""),
+            room=_field(obj, "room", str, default=DEFAULT_ROOM),
+            members=_strings(obj, "members"),
+            history=_events(obj, "history") if "history" in obj else (),
+            protocol=_field(obj, "protocol", int, default=PROTOCOL_VERSION),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": self.TYPE,
+            "protocol": self.protocol,
+            "name": self.name,
+            "server": self.server,
+            "room": self.room,
+            "members": list(self.members),
+            "history": [event.to_wire() for event in self.history],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Members:
+    """Server: the answer to ``who``."""
+
+    TYPE: ClassVar[str] = "members"
+    room: str
+    members: tuple[str, ...]
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> Members:
+        return cls(room=_field(obj, "room", str), members=_strings(obj, "members"))
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "room": self.room, "members": list(self.members)}
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """Server: a request failed; ``code`` is an :class:`ErrorCode` string."""
+
+    TYPE: ClassVar[str] = "error"
+    code: str
+    message: str = ""
+    # Extension: the request type that failed, so clients can match errors to requests.
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> Error:
+        return cls(code=_field(obj, "code", str), message=_field(obj, "message", str, default=""))
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "code": self.code, "message": self.message, **self.extra}
+
+
+ClientFrame = Hello | Say | Who | Bye | Ping | Pong
+ServerFrame = Welcome | Message | Join | Leave | Members | Error | Ping | Pong
+
+CLIENT_FRAMES: dict[str, Any] = {
+    frame.TYPE: frame for frame in (Hello, Say, Who, Bye, Ping, Pong)
+}
+SERVER_FRAMES: dict[str, Any] = {
+    frame.TYPE: frame for frame in (Welcome, Message, Join, Leave, Members, Error, Ping, Pong)
+}
+
+
+def _parse(obj: dict[str, Any], registry: dict[str, Any]) -> Any:
+    kind = obj.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "a frame needs a string 'type'")
+    frame_class = registry.get(kind)
+    if frame_class is None:
+        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown frame type {kind[:40]!r}")
+    return frame_class.from_wire(obj)
+
+
+def parse_client_frame(obj: dict[str, Any]) -> ClientFrame:
+    """Turn a decoded object from a client into a frame.
+
+    Raises:
+        ProtocolError: ``bad_request`` for a missing or mistyped field or ``type``,
+            ``unknown_type`` for a type the server does not serve.
+    """
+    frame: ClientFrame = _parse(obj, CLIENT_FRAMES)
+    return frame
+
+
+def parse_server_frame(obj: dict[str, Any]) -> ServerFrame:
+    """Turn a decoded object from the server into a frame (``unknown_type`` if new)."""
+    frame: ServerFrame = _parse(obj, SERVER_FRAMES)
+    return frame
+
+
+def encode(frame: ClientFrame | ServerFrame) -> bytes:
+    """The one serializer: a frame as wire bytes, newline included."""
+    return encode_object(frame.to_wire())

@@ -1,0 +1,475 @@
+"""The chat server: ``asyncio.start_server``, one read loop per connection, limits, shutdown.
+
+Chat state lives in :class:`~chatroom.hub.Hub`; this module owns sockets. Each
+connection has one reader task and one :class:`StreamOutbox`, the only code that touches
+its ``StreamWriter``, so frames never interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import ipaddress
+import logging
+import ssl
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chatroom import __version__
+from chatroom.framing import MAX_FRAME_BYTES, ErrorCode, FrameDecoder, ProtocolError
+from chatroom.hub import DEFAULT_HISTORY_EVENTS, EventSink, Hub, Member
+from chatroom.protocol import (
+    MAX_TEXT_CHARS,
+    PROTOCOL_VERSION,
+    Bye,
+    Error,
+    Hello,
+    LeaveReason,
+    Members,
+    Ping,
+    Pong,
+    Say,
+    Who,
+    encode,
+    parse_client_frame,
+)
+from chatroom.text import inert, truncate
+
+__all__ = ["ChatServer", "ServerConfig", "StreamOutbox"]
+
+log = logging.getLogger(__name__)
+
+# One read takes what the kernel has, up to a frame's worth: fewer wakeups under load,
+# and the decoder never holds more than about two frame limits.
+READ_CHUNK_BYTES = 64 * 1024
+# SendQ bounds as IRC servers set them (ircd-hybrid's default class sendq is 1 MB):
+# past the hard bound a reader is dropped at once; above the soft bound for longer than
+# the grace period it is dropped too, so a stalled reader cannot sit on 1 MiB forever.
+MAX_SENDQ_BYTES = 1024 * 1024
+SOFT_SENDQ_BYTES = 256 * 1024
+SOFT_SENDQ_GRACE_S = 10.0
+# Token bucket per connection, the shape of IRC's flood control (a burst, then a pace).
+FLOOD_RATE_PER_S = 5.0
+FLOOD_BURST = 10
+# Rate-limited frames in a row after which a connection is a flooder and is dropped.
+FLOOD_STRIKES = 50
+HANDSHAKE_TIMEOUT_S = 10.0
+PING_INTERVAL_S = 60.0
+PING_TIMEOUT_S = 30.0
+MAX_CONNECTIONS = 10_000
+MAX_CONNECTIONS_PER_IP = 16
+# Slows password guessing to a few tries a second per connection, as sshd's delay does.
+AUTH_FAILURE_DELAY_S = 0.5
+# How long shutdown waits for each client's buffered bytes to drain before aborting.
+SHUTDOWN_DRAIN_S = 2.0
+# Names and texts in log lines are cut to keep one hostile client from flooding the log.
+LOG_TEXT_CHARS = 80
+
+
+@dataclass
+class ServerConfig:
+    """Everything a server needs; every field has the documented default."""
+
+    host: str = "0.0.0.0"
+    port: int = 5000
+    max_frame_bytes: int = MAX_FRAME_BYTES
+    max_text_chars: int = MAX_TEXT_CHARS
+    max_sendq_bytes: int = MAX_SENDQ_BYTES
+    soft_sendq_bytes: int = SOFT_SENDQ_BYTES
+    soft_sendq_grace_s: float = SOFT_SENDQ_GRACE_S
+    flood_rate: float = FLOOD_RATE_PER_S
+    flood_burst: int = FLOOD_BURST
+    handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S
+    ping_interval_s: float = PING_INTERVAL_S
+    ping_timeout_s: float = PING_TIMEOUT_S
+    max_connections: int = MAX_CONNECTIONS
+    max_per_ip: int = MAX_CONNECTIONS_PER_IP
+    password: str | None = None
+    auth_failure_delay_s: float = AUTH_FAILURE_DELAY_S
+    history_events: int = DEFAULT_HISTORY_EVENTS
+    ssl_context: ssl.SSLContext | None = None
+    sinks: list[EventSink] = field(default_factory=list)
+
+
+class StreamOutbox:
+    """A member's outbox: writes to its transport, and enforces its SendQ bound.
+
+    Never awaits: the fan-out loop must not stall on one slow reader. Never raises.
+    """
+
+    __slots__ = ("_conn", "_over_soft_since", "_transport", "closed")
+
+    def __init__(self, conn: _Connection) -> None:
+        self._conn = conn
+        self._transport: asyncio.WriteTransport = conn.writer.transport  # type: ignore[assignment]
+        self._over_soft_since: float | None = None
+        self.closed = False
+
+    def send(self, payload: bytes) -> None:
+        if self.closed:
+            return
+        config = self._conn.server.config
+        buffered = self._transport.get_write_buffer_size() + len(payload)
+        if buffered > config.soft_sendq_bytes:
+            if buffered > config.max_sendq_bytes:
+                self._conn.drop(LeaveReason.SLOW_CONSUMER)
+                return
+            now = self._conn.loop.time()
+            if self._over_soft_since is None:
+                self._over_soft_since = now
+            elif now - self._over_soft_since > config.soft_sendq_grace_s:
+                self._conn.drop(LeaveReason.SLOW_CONSUMER)
+                return
+        else:
+            self._over_soft_since = None
+        self._transport.write(payload)
+
+    def close(self, reason: LeaveReason) -> None:
+        self._conn.drop(reason)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class _Connection:
+    """One client connection: its read loop, handshake, timers and rate limit."""
+
+    def __init__(
+        self, server: ChatServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.loop = asyncio.get_running_loop()
+        peer = writer.get_extra_info("peername")
+        self.peer_host: str = peer[0] if isinstance(peer, tuple) else "local"
+        self.peer = f"{self.peer_host}:{peer[1]}" if isinstance(peer, tuple) else "local"
+        self.outbox = StreamOutbox(self)
+        self.decoder = FrameDecoder(server.config.max_frame_bytes)
+        self.member: Member | None = None
+        self.closing = False
+        now = self.loop.time()
+        self.last_received = now
+        self.ping_sent_at: float | None = None
+        self.tokens = float(server.config.flood_burst)
+        self.tokens_at = now
+        self.strikes = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    # ------------------------------------------------------------------ output
+
+    def reply(self, frame: Error | Members | Ping | Pong) -> None:
+        """Send a frame to this connection alone, at once."""
+        self.outbox.send(encode(frame))
+
+    def error(self, code: ErrorCode, message: str) -> None:
+        self.reply(Error(code=code.value, message=message))
+
+    def drop(self, reason: LeaveReason) -> None:
+        """End this connection: tell its rooms why, then close (or abort) the socket."""
+        if self.closing:
+            return
+        self.closing = True
+        self.outbox.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.member is not None:
+            self.server.hub.leave(self.member, reason)
+            self._log_member("left", reason.value)
+        transport = self.writer.transport
+        if reason in (LeaveReason.SLOW_CONSUMER, LeaveReason.TIMEOUT):
+            # A graceful close waits for the buffer to drain, which a stalled reader
+            # never lets happen: drop the bytes and the socket now.
+            transport.abort()
+        else:
+            transport.close()
+
+    def _log_member(self, what: str, detail: str = "") -> None:
+        if self.member is not None:
+            name = truncate(inert(self.member.name), LOG_TEXT_CHARS)
+            log.debug("%s %s %s %s", self.peer, name, what, detail)
+
+    # ------------------------------------------------------------------ timers
+
+    def _arm_timer(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        # One timer per connection, re-armed lazily: reads only stamp last_received, so
+        # the hot path never creates or cancels a timer.
+        self._timer = None
+        if self.closing:
+            return
+        config = self.server.config
+        now = self.loop.time()
+        if self.member is None:
+            self.error(ErrorCode.HANDSHAKE_TIMEOUT, "no valid hello in time; closing")
+            self.drop(LeaveReason.TIMEOUT)
+            return
+        if self.ping_sent_at is not None:
+            if self.last_received >= self.ping_sent_at:
+                self.ping_sent_at = None
+            elif now - self.ping_sent_at >= config.ping_timeout_s:
+                self.drop(LeaveReason.TIMEOUT)
+                return
+            else:
+                self._arm_timer(self.ping_sent_at + config.ping_timeout_s)
+                return
+        quiet_until = self.last_received + config.ping_interval_s
+        if now >= quiet_until:
+            self.ping_sent_at = now
+            self.reply(Ping(token=f"t{int(now * 1000)}"))
+            self._arm_timer(now + config.ping_timeout_s)
+        else:
+            self._arm_timer(quiet_until)
+
+    # ------------------------------------------------------------------ input
+
+    async def run(self) -> None:
+        config = self.server.config
+        self._arm_timer(self.loop.time() + config.handshake_timeout_s)
+        try:
+            while not self.closing:
+                try:
+                    data = await self.reader.read(READ_CHUNK_BYTES)
+                except (ConnectionError, ssl.SSLError, OSError) as exc:
+                    log.debug("%s read failed: %s", self.peer, exc)
+                    data = b""
+                if self.closing:
+                    break
+                self.last_received = self.loop.time()
+                self.decoder.receive_data(data)
+                await self._drain_frames()
+                if not data:
+                    break
+        finally:
+            self.drop(LeaveReason.DISCONNECTED)
+
+    async def _drain_frames(self) -> None:
+        while not self.closing:
+            try:
+                obj = self.decoder.next_frame()
+                if obj is None:
+                    return
+                frame = parse_client_frame(obj)
+            except ProtocolError as exc:
+                self.error(exc.code, exc.detail)
+                if exc.fatal:
+                    self.drop(LeaveReason.DISCONNECTED)
+                continue
+            if not self._admit(frame):
+                continue
+            try:
+                await self._dispatch(frame)
+            except ProtocolError as exc:
+                self.error(exc.code, exc.detail)
+
+    def _admit(self, frame: Any) -> bool:
+        """The token bucket: True when the frame may go on."""
+        config = self.server.config
+        if config.flood_rate <= 0 or isinstance(frame, Pong):
+            return True
+        now = self.loop.time()
+        self.tokens = min(
+            float(config.flood_burst), self.tokens + (now - self.tokens_at) * config.flood_rate
+        )
+        self.tokens_at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            self.strikes = 0
+            return True
+        self.strikes += 1
+        if self.strikes > FLOOD_STRIKES:
+            self.error(ErrorCode.RATE_LIMITED, "flooding; disconnected")
+            self.drop(LeaveReason.KICKED)
+            return False
+        self.error(
+            ErrorCode.RATE_LIMITED,
+            f"slow down: at most {config.flood_rate:g} frames per second "
+            f"after a burst of {config.flood_burst}",
+        )
+        return False
+
+    async def _dispatch(self, frame: Any) -> None:
+        hub = self.server.hub
+        match frame:
+            case Ping(token=token):
+                self.reply(Pong(token=token))
+            case Pong():
+                pass  # last_received already moved; that is all a pong is for
+            case Bye():
+                self.drop(LeaveReason.QUIT)
+            case Hello() if self.member is not None:
+                raise ProtocolError(ErrorCode.BAD_REQUEST, "already joined")
+            case Hello():
+                await self._hello(frame)
+            case _ if self.member is None:
+                raise ProtocolError(ErrorCode.NOT_JOINED, f"send hello before {frame.TYPE}")
+            case Say(text=text):
+                hub.say(self.member, text)
+            case Who():
+                self.reply(Members(room=next(iter(self.member.rooms)), members=tuple(hub.members())))
+
+    async def _hello(self, hello: Hello) -> None:
+        config = self.server.config
+        if hello.protocol != PROTOCOL_VERSION:
+            raise ProtocolError(
+                ErrorCode.UNSUPPORTED_PROTOCOL,
+                f"this server speaks protocol {PROTOCOL_VERSION}, not {hello.protocol}",
+            )
+        if config.password is not None and not hmac.compare_digest(
+            (hello.password or "").encode("utf-8", "surrogatepass"),
+            config.password.encode("utf-8", "surrogatepass"),
+        ):
+            await asyncio.sleep(config.auth_failure_delay_s)
+            self.error(ErrorCode.AUTH_FAILED, "wrong or missing password")
+            self.drop(LeaveReason.DISCONNECTED)
+            return
+        if self.closing:
+            return
+        self.member = self.server.hub.join(hello.name, self.outbox)
+        self.ping_sent_at = None
+        self._arm_timer(self.loop.time() + config.ping_interval_s)
+        self._log_member("joined")
+
+
+class ChatServer:
+    """A running chat server: call :meth:`start`, then :meth:`close` to shut down.
+
+    Args:
+        config: limits and options.
+        hub: the chat state; by default a fresh :class:`Hub` recording to
+            ``config.sinks``.
+    """
+
+    def __init__(self, config: ServerConfig | None = None, hub: Hub | None = None) -> None:
+        self.config = config or ServerConfig()
+        self.hub = hub or Hub(
+            server_name=f"chatroom/{__version__}",
+            sinks=self.config.sinks,
+            history_events=self.config.history_events,
+            max_text_chars=self.config.max_text_chars,
+        )
+        self._server: asyncio.Server | None = None
+        self._tasks: dict[asyncio.Task[None], _Connection] = {}
+        self._per_ip: dict[str, int] = {}
+        self._closed = asyncio.Event()
+        self._drained = asyncio.Event()
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """(host, port) of every listening socket, once started."""
+        if self._server is None:
+            return []
+        return [sock.getsockname()[:2] for sock in self._server.sockets]
+
+    @property
+    def connection_count(self) -> int:
+        """Open connections, joined or not."""
+        return len(self._tasks)
+
+    async def start(self) -> None:
+        """Bind and listen. Raises ``OSError`` when the address is taken or invalid."""
+        host: str | None = self.config.host
+        self._server = await asyncio.start_server(
+            self._on_connect,
+            host=host or None,
+            port=self.config.port,
+            ssl=self.config.ssl_context,
+            limit=READ_CHUNK_BYTES,
+            reuse_address=True,
+            # The TLS handshake counts against the same deadline as the hello.
+            ssl_handshake_timeout=self.config.handshake_timeout_s
+            if self.config.ssl_context
+            else None,
+        )
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = _Connection(self, reader, writer)
+        config = self.config
+        if self._closed.is_set():
+            writer.transport.abort()
+            return
+        if len(self._tasks) >= config.max_connections:
+            conn.error(ErrorCode.SERVER_FULL, "the server is full; try again later")
+            writer.transport.close()
+            return
+        loopback = _is_loopback(conn.peer_host)
+        if not loopback and self._per_ip.get(conn.peer_host, 0) >= config.max_per_ip:
+            conn.error(
+                ErrorCode.TOO_MANY_CONNECTIONS,
+                f"at most {config.max_per_ip} connections from one address",
+            )
+            writer.transport.close()
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks[task] = conn
+        if not loopback:
+            self._per_ip[conn.peer_host] = self._per_ip.get(conn.peer_host, 0) + 1
+        try:
+            await conn.run()
+        except Exception:
+            log.exception("connection %s failed; it is closed, the server goes on", conn.peer)
+            conn.drop(LeaveReason.DISCONNECTED)
+        finally:
+            del self._tasks[task]
+            if not loopback:
+                left = self._per_ip[conn.peer_host] - 1
+                if left:
+                    self._per_ip[conn.peer_host] = left
+                else:
+                    del self._per_ip[conn.peer_host]
+            if self._closed.is_set() and not self._tasks:
+                self._drained.set()
+
+    async def close(self) -> None:
+        """Shut down: every member gets ``leave`` reason ``shutdown``, sinks get the last
+        batch, sockets close (aborted after :data:`SHUTDOWN_DRAIN_S`), tasks end."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        if self._server is not None:
+            self._server.close()
+        self.hub.shutdown()
+        connections = list(self._tasks.values())
+        for conn in connections:
+            conn.closing = True
+            conn.outbox.closed = True
+            conn.writer.transport.close()
+        if self._tasks:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SHUTDOWN_DRAIN_S):
+                    await self._drained.wait()
+        tasks = list(self._tasks)
+        for task in tasks:
+            self._tasks[task].writer.transport.abort()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> ChatServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+def display_addresses(bind_host: str, port: int, interface_hosts: Iterable[str]) -> list[str]:
+    """``HOST:PORT`` strings people can paste into ``chatroom-tui`` to reach this server."""
+    wildcard = bind_host in ("", "0.0.0.0", "::")
+    hosts = list(interface_hosts) if wildcard else [bind_host]
+    if bind_host == "0.0.0.0":
+        hosts = [host for host in hosts if ":" not in host]
+    return [f"[{host}]:{port}" if ":" in host else f"{host}:{port}" for host in hosts]
