@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from chatroom.framing import ErrorCode, ProtocolError
+from chatroom.history import HistoryStore
 from chatroom.names import check_name, name_keys
 from chatroom.protocol import (
     DEFAULT_ROOM,
@@ -98,12 +99,15 @@ class Hub:
         history_events: int = DEFAULT_HISTORY_EVENTS,
         first_id: int = 1,
         max_text_chars: int = 4000,
+        store: HistoryStore | None = None,
     ) -> None:
         self.server_name = server_name
         self.max_text_chars = max_text_chars
-        self._sinks = list(sinks)
+        self._store = store
+        # The store commits first: a client must never hold an event it lacks.
+        self._sinks = ([store] if store is not None else []) + list(sinks)
         self._now = now
-        self._next_id = first_id
+        self._next_id = max(first_id, store.last_id() + 1) if store is not None else first_id
         self._history_events = history_events
         self._by_key: dict[str, Member] = {}
         self._rooms: dict[str, dict[Member, None]] = {}
@@ -114,8 +118,19 @@ class Hub:
 
     # ------------------------------------------------------------------ the interface
 
-    def join(self, raw_name: str, outbox: Outbox, room: str = DEFAULT_ROOM) -> Member:
+    def join(
+        self,
+        raw_name: str,
+        outbox: Outbox,
+        room: str = DEFAULT_ROOM,
+        *,
+        resume_after: int | None = None,
+    ) -> Member:
         """Admit a member under ``raw_name`` and queue its welcome and join event.
+
+        With ``resume_after``, the welcome carries no history; instead every event of the
+        room with a higher id follows it as an ordinary frame, then the live stream
+        (starting with the member's join): no gap, no duplicate.
 
         Raises:
             ProtocolError: ``invalid_name`` or ``name_taken``; nothing changes then.
@@ -130,18 +145,31 @@ class Hub:
         member = Member(name=name, outbox=outbox, keys=keys)
         for key in keys:
             self._by_key[key] = member
-        history = tuple(self._history.get(room, ()))
+        if resume_after is not None:
+            # Everything below the join id must be in the store before the replay reads it.
+            self.flush()
+        history = self._recent(room)
         event = Join(id=self._take_id(), ts=self._ts(), room=room, name=name)
         member.rooms[room] = event.id
         self._rooms.setdefault(room, {})[member] = None
-        welcome = Welcome(
-            name=name,
-            server=self.server_name,
-            room=room,
-            members=tuple(self.members(room)),
-            history=history,
-        )
-        member.replies.append(encode(welcome))
+        members = tuple(self.members(room))
+        if resume_after is None:
+            welcome = Welcome(
+                name=name, server=self.server_name, room=room, members=members, history=history
+            )
+            member.replies.append(encode(welcome))
+        else:
+            replay, gap = self._events_between(room, resume_after, event.id)
+            welcome = Welcome(
+                name=name,
+                server=self.server_name,
+                room=room,
+                members=members,
+                resumed=True,
+                gap=gap,
+            )
+            member.replies.append(encode(welcome))
+            member.replies.extend(encode(item) for item in replay)
         self._pending_replies.append(member)
         self._publish(event)
         return member
@@ -163,7 +191,9 @@ class Hub:
             )
         member.rooms.clear()
 
-    def say(self, member: Member, text: str, room: str = DEFAULT_ROOM) -> Message:
+    def say(
+        self, member: Member, text: str, room: str = DEFAULT_ROOM, *, nonce: str | None = None
+    ) -> Message:
         """Publish ``text`` from ``member`` to ``room``; the sender's copy is its ack.
 
         Raises:
@@ -176,7 +206,9 @@ class Hub:
             )
         if room not in member.rooms:
             raise ProtocolError(ErrorCode.NOT_JOINED, f"not a member of {room!r}")
-        event = Message(id=self._take_id(), ts=self._ts(), room=room, sender=member.name, text=text)
+        event = Message(
+            id=self._take_id(), ts=self._ts(), room=room, sender=member.name, text=text, nonce=nonce
+        )
         self._publish(event)
         return event
 
@@ -205,6 +237,16 @@ class Hub:
         self._by_key.clear()
         self._rooms.clear()
 
+    def history_page(self, room: str, before: int | None, limit: int) -> tuple[list[Event], bool]:
+        """Up to ``limit`` events of ``room`` older than ``before`` (None: the newest),
+        oldest first, and whether older ones remain."""
+        below = self._next_id if before is None else before
+        if self._store is not None:
+            self.flush()
+            return self._store.before(room, below, limit)
+        older = [event for event in self._history.get(room, ()) if event.id < below]
+        return older[-limit:], len(older) > limit
+
     def members(self, room: str = DEFAULT_ROOM) -> list[str]:
         """Names in ``room``, in the order they joined."""
         return [member.name for member in self._rooms.get(room, ())]
@@ -232,6 +274,24 @@ class Hub:
 
     # ------------------------------------------------------------------ internals
 
+    def _recent(self, room: str) -> tuple[Event, ...]:
+        history = self._history.get(room)
+        if history is None:
+            history = self._history[room] = deque(maxlen=self._history_events)
+            if self._store is not None:
+                history.extend(self._store.recent(room, self._history_events))
+        return tuple(history)
+
+    def _events_between(self, room: str, after_id: int, below_id: int) -> tuple[list[Event], bool]:
+        """Events of ``room`` with ids strictly between, and whether some are gone."""
+        if self._store is not None:
+            return self._store.after(room, after_id, below_id)
+        recent = self._history.get(room, deque())
+        replay = [event for event in recent if after_id < event.id < below_id]
+        # Without a store only the recent window is known; older ids count as a gap.
+        oldest = recent[0].id if recent else self._next_id
+        return replay, after_id + 1 < oldest and after_id < self.last_id
+
     def _take_id(self) -> int:
         event_id = self._next_id
         self._next_id += 1
@@ -244,7 +304,8 @@ class Hub:
         self._pending_events.append((event, encode(event)))
         history = self._history.get(event.room)
         if history is None:
-            history = self._history[event.room] = deque(maxlen=self._history_events)
+            self._recent(event.room)
+            history = self._history[event.room]
         history.append(event)
         self._schedule_flush()
 

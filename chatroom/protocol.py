@@ -17,6 +17,7 @@ from chatroom.framing import ErrorCode, ProtocolError, encode_object
 __all__ = [
     "CLIENT_FRAMES",
     "DEFAULT_ROOM",
+    "MAX_NONCE_CHARS",
     "MAX_TEXT_CHARS",
     "PROTOCOL_VERSION",
     "SERVER_FRAMES",
@@ -25,6 +26,8 @@ __all__ = [
     "Error",
     "Event",
     "Hello",
+    "History",
+    "HistoryRequest",
     "Join",
     "Leave",
     "LeaveReason",
@@ -46,6 +49,8 @@ PROTOCOL_VERSION = 1
 DEFAULT_ROOM = "lobby"
 # protocol-v1 default.
 MAX_TEXT_CHARS = 4000
+# Enough for a UUID in any spelling, short enough to be no storage burden.
+MAX_NONCE_CHARS = 64
 
 
 class LeaveReason(StrEnum):
@@ -109,6 +114,8 @@ class Hello:
     name: str
     protocol: int = PROTOCOL_VERSION
     password: str | None = None
+    # Extension: replay every event of the room after this id, then go live.
+    resume_after: int | None = None
 
     @classmethod
     def from_wire(cls, obj: dict[str, Any]) -> Hello:
@@ -116,12 +123,15 @@ class Hello:
             name=_field(obj, "name", str),
             protocol=_field(obj, "protocol", int),
             password=_field(obj, "password", str, default=None),
+            resume_after=_field(obj, "resume_after", int, default=None),
         )
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {"type": self.TYPE, "protocol": self.protocol, "name": self.name}
         if self.password is not None:
             wire["password"] = self.password
+        if self.resume_after is not None:
+            wire["resume_after"] = self.resume_after
         return wire
 
 
@@ -131,13 +141,23 @@ class Say:
 
     TYPE: ClassVar[str] = "say"
     text: str
+    # Extension: a client-chosen id echoed in the message event, for exactly-once resends.
+    nonce: str | None = None
 
     @classmethod
     def from_wire(cls, obj: dict[str, Any]) -> Say:
-        return cls(text=_field(obj, "text", str))
+        nonce = _field(obj, "nonce", str, default=None)
+        if nonce is not None and len(nonce) > MAX_NONCE_CHARS:
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST, f"a nonce has at most {MAX_NONCE_CHARS} characters"
+            )
+        return cls(text=_field(obj, "text", str), nonce=nonce)
 
     def to_wire(self) -> dict[str, Any]:
-        return {"type": self.TYPE, "text": self.text}
+        wire: dict[str, Any] = {"type": self.TYPE, "text": self.text}
+        if self.nonce is not None:
+            wire["nonce"] = self.nonce
+        return wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +231,7 @@ class Message:
     room: str
     sender: str
     text: str
+    nonce: str | None = None
 
     @classmethod
     def from_wire(cls, obj: dict[str, Any]) -> Message:
@@ -220,10 +241,11 @@ class Message:
             room=_field(obj, "room", str),
             sender=_field(obj, "from", str),
             text=_field(obj, "text", str),
+            nonce=_field(obj, "nonce", str, default=None),
         )
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        wire: dict[str, Any] = {
             "type": self.TYPE,
             "id": self.id,
             "ts": self.ts,
@@ -231,6 +253,9 @@ class Message:
             "from": self.sender,
             "text": self.text,
         }
+        if self.nonce is not None:
+            wire["nonce"] = self.nonce
+        return wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +278,13 @@ class Join:
         )
 
     def to_wire(self) -> dict[str, Any]:
-        return {"type": self.TYPE, "id": self.id, "ts": self.ts, "room": self.room, "name": self.name}
+        return {
+            "type": self.TYPE,
+            "id": self.id,
+            "ts": self.ts,
+            "room": self.room,
+            "name": self.name,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,7 +328,12 @@ def _events(obj: dict[str, Any], name: str) -> tuple[Event, ...]:
     for item in _field(obj, name, list):
         if not isinstance(item, dict):
             raise ProtocolError(ErrorCode.BAD_REQUEST, f"field {name!r} must hold objects")
-        frame_class = _EVENT_TYPES.get(item.get("type"))  # type: ignore[arg-type]
+        kind = item.get("type")
+        if not isinstance(kind, str):
+            # A list or object here is unhashable: checked first, it is a bad request
+            # rather than a TypeError out of the parser.
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"an event in {name!r} has no string type")
+        frame_class = _EVENT_TYPES.get(kind)
         if frame_class is not None:  # an event type this client does not know: skip it
             events.append(frame_class.from_wire(item))
     return tuple(events)
@@ -314,6 +350,9 @@ class Welcome:
     members: tuple[str, ...]
     history: tuple[Event, ...] = ()
     protocol: int = PROTOCOL_VERSION
+    # Extension, with hello.resume_after: replay follows; ``gap`` when some is gone.
+    resumed: bool = False
+    gap: bool = False
 
     @classmethod
     def from_wire(cls, obj: dict[str, Any]) -> Welcome:
@@ -324,10 +363,12 @@ class Welcome:
             members=_strings(obj, "members"),
             history=_events(obj, "history") if "history" in obj else (),
             protocol=_field(obj, "protocol", int, default=PROTOCOL_VERSION),
+            resumed=_field(obj, "resumed", bool, default=False),
+            gap=_field(obj, "gap", bool, default=False),
         )
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        wire: dict[str, Any] = {
             "type": self.TYPE,
             "protocol": self.protocol,
             "name": self.name,
@@ -336,6 +377,10 @@ class Welcome:
             "members": list(self.members),
             "history": [event.to_wire() for event in self.history],
         }
+        if self.resumed:
+            wire["resumed"] = True
+            wire["gap"] = self.gap
+        return wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,14 +417,68 @@ class Error:
         return {"type": self.TYPE, "code": self.code, "message": self.message, **self.extra}
 
 
-ClientFrame = Hello | Say | Who | Bye | Ping | Pong
-ServerFrame = Welcome | Message | Join | Leave | Members | Error | Ping | Pong
+@dataclass(frozen=True, slots=True)
+class HistoryRequest:
+    """Client (extension): up to ``limit`` events of ``room`` older than ``before``."""
+
+    TYPE: ClassVar[str] = "history"
+    room: str = DEFAULT_ROOM
+    before: int | None = None
+    limit: int = 100
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> HistoryRequest:
+        limit = _field(obj, "limit", int, default=100)
+        if limit < 1:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "'limit' must be at least 1")
+        return cls(
+            room=_field(obj, "room", str, default=DEFAULT_ROOM),
+            before=_field(obj, "before", int, default=None),
+            limit=limit,
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {"type": self.TYPE, "room": self.room, "limit": self.limit}
+        if self.before is not None:
+            wire["before"] = self.before
+        return wire
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """Server (extension): a page of older events, oldest first; ``more`` if older remain."""
+
+    TYPE: ClassVar[str] = "history"
+    room: str
+    events: tuple[Event, ...]
+    more: bool
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> History:
+        return cls(
+            room=_field(obj, "room", str),
+            events=_events(obj, "events"),
+            more=_field(obj, "more", bool, default=False),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": self.TYPE,
+            "room": self.room,
+            "events": [event.to_wire() for event in self.events],
+            "more": self.more,
+        }
+
+
+ClientFrame = Hello | Say | Who | Bye | Ping | Pong | HistoryRequest
+ServerFrame = Welcome | Message | Join | Leave | Members | Error | Ping | Pong | History
 
 CLIENT_FRAMES: dict[str, Any] = {
-    frame.TYPE: frame for frame in (Hello, Say, Who, Bye, Ping, Pong)
+    frame.TYPE: frame for frame in (Hello, Say, Who, Bye, Ping, Pong, HistoryRequest)
 }
 SERVER_FRAMES: dict[str, Any] = {
-    frame.TYPE: frame for frame in (Welcome, Message, Join, Leave, Members, Error, Ping, Pong)
+    frame.TYPE: frame
+    for frame in (Welcome, Message, Join, Leave, Members, Error, Ping, Pong, History)
 }
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from chatroom import __version__
 from chatroom.framing import MAX_FRAME_BYTES, ErrorCode, FrameDecoder, ProtocolError
+from chatroom.history import MAX_HISTORY_PAGE, HistoryStore
 from chatroom.hub import DEFAULT_HISTORY_EVENTS, EventSink, Hub, Member
 from chatroom.protocol import (
     MAX_TEXT_CHARS,
@@ -26,6 +27,8 @@ from chatroom.protocol import (
     Bye,
     Error,
     Hello,
+    History,
+    HistoryRequest,
     LeaveReason,
     Members,
     Ping,
@@ -89,6 +92,7 @@ class ServerConfig:
     password: str | None = None
     auth_failure_delay_s: float = AUTH_FAILURE_DELAY_S
     history_events: int = DEFAULT_HISTORY_EVENTS
+    history_store: HistoryStore | None = None
     ssl_context: ssl.SSLContext | None = None
     sinks: list[EventSink] = field(default_factory=list)
 
@@ -164,7 +168,7 @@ class _Connection:
 
     # ------------------------------------------------------------------ output
 
-    def reply(self, frame: Error | Members | Ping | Pong) -> None:
+    def reply(self, frame: Error | Members | Ping | Pong | History) -> None:
         """Send a frame to this connection alone, at once."""
         self.outbox.send(encode(frame))
 
@@ -313,10 +317,17 @@ class _Connection:
                 await self._hello(frame)
             case _ if self.member is None:
                 raise ProtocolError(ErrorCode.NOT_JOINED, f"send hello before {frame.TYPE}")
-            case Say(text=text):
-                hub.say(self.member, text)
+            case Say(text=text, nonce=nonce):
+                hub.say(self.member, text, nonce=nonce)
+            case HistoryRequest(room=room, before=before, limit=limit):
+                if room not in self.member.rooms:
+                    raise ProtocolError(ErrorCode.NOT_JOINED, f"not a member of {room[:40]!r}")
+                events, more = hub.history_page(room, before, min(limit, MAX_HISTORY_PAGE))
+                self.reply(History(room=room, events=tuple(events), more=more))
             case Who():
-                self.reply(Members(room=next(iter(self.member.rooms)), members=tuple(hub.members())))
+                self.reply(
+                    Members(room=next(iter(self.member.rooms)), members=tuple(hub.members()))
+                )
 
     async def _hello(self, hello: Hello) -> None:
         config = self.server.config
@@ -335,7 +346,7 @@ class _Connection:
             return
         if self.closing:
             return
-        self.member = self.server.hub.join(hello.name, self.outbox)
+        self.member = self.server.hub.join(hello.name, self.outbox, resume_after=hello.resume_after)
         self.ping_sent_at = None
         self._arm_timer(self.loop.time() + config.ping_interval_s)
         self._log_member("joined")
@@ -357,6 +368,7 @@ class ChatServer:
             sinks=self.config.sinks,
             history_events=self.config.history_events,
             max_text_chars=self.config.max_text_chars,
+            store=self.config.history_store,
         )
         self._server: asyncio.Server | None = None
         self._tasks: dict[asyncio.Task[None], _Connection] = {}

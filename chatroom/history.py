@@ -1,0 +1,248 @@
+"""The history store: every event in SQLite, so history survives restarts and clients resume.
+
+SQLite in WAL mode with ``synchronous=NORMAL``: a committed transaction survives a
+SIGKILL of the server (the WAL is written before ``commit`` returns; only a power cut
+can lose the last transactions). The hub commits each loop iteration's events in one
+transaction before any client is sent them, so a client never holds an event the store
+lacks, and one commit is shared by every event of the iteration.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from chatroom.framing import ProtocolError
+from chatroom.protocol import Event, format_ts, parse_server_frame
+
+__all__ = [
+    "DEFAULT_HISTORY_PAGE",
+    "MAX_HISTORY_PAGE",
+    "HistoryStore",
+    "Retention",
+    "parse_retention",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HISTORY_PAGE = 100
+# A page of 500 events of up to 4,000 characters stays within a few MiB on the wire.
+MAX_HISTORY_PAGE = 500
+# Rows deleted per retention step: small enough that one step costs a few milliseconds,
+# so retention never stalls the hub even when a lowered limit leaves millions to drop.
+PRUNE_BATCH_ROWS = 1000
+PRUNE_EVERY_EVENTS = 256
+PRUNE_EVERY_S = 60.0
+DB_NAME = "history.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    room TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    frame TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_room ON events (room, id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How much history to keep: at most ``max_events``, none older than ``max_age``."""
+
+    max_events: int | None = None
+    max_age: timedelta | None = None
+
+    @property
+    def unlimited(self) -> bool:
+        return self.max_events is None and self.max_age is None
+
+
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_retention(text: str) -> Retention:
+    """Parse ``100000``, ``30d``, ``12h`` or both (``30d,100000``); ``0``/``forever``: keep all.
+
+    Raises:
+        ValueError: with a message naming the part that is wrong.
+    """
+    max_events: int | None = None
+    max_age: timedelta | None = None
+    for part in (p.strip().lower() for p in text.split(",") if p.strip()):
+        if part in ("0", "forever", "all"):
+            continue
+        if part.isdigit():
+            max_events = int(part)
+            continue
+        match = re.fullmatch(r"(\d+)([smhdw])", part)
+        if match is None:
+            raise ValueError(f"{part!r}: expected an event count like 100000 or an age like 30d")
+        max_age = timedelta(seconds=int(match[1]) * _AGE_UNITS[match[2]])
+    return Retention(max_events=max_events, max_age=max_age)
+
+
+class HistoryStore:
+    """Events by id in one SQLite file; an :class:`~chatroom.hub.EventSink`.
+
+    Args:
+        path: the database file (its directory is created).
+        retention: what to keep; pruned a batch at a time as events arrive.
+    """
+
+    def __init__(self, path: Path, *, retention: Retention | None = None) -> None:
+        self.path = path
+        self.retention = retention or Retention()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: transactions are explicit, one per batch.
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._since_prune = 0
+        self._pruned_at = time.monotonic()
+        self._failing = False
+
+    @classmethod
+    def in_dir(cls, data_dir: Path, *, retention: Retention | None = None) -> HistoryStore:
+        """The store kept in ``data_dir``."""
+        return cls(data_dir / DB_NAME, retention=retention)
+
+    def close(self) -> None:
+        """Close the database (a WAL checkpoint happens here)."""
+        self._db.close()
+
+    # ------------------------------------------------------------------ writing
+
+    def append(self, events: Sequence[Event]) -> None:
+        """Commit ``events`` in one transaction. Failures are logged, never raised."""
+        rows = [
+            (event.id, event.room, event.ts, json.dumps(event.to_wire(), ensure_ascii=False))
+            for event in events
+        ]
+        try:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO events (id, room, ts, frame) VALUES (?, ?, ?, ?)", rows
+            )
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if not self._failing:
+                self._failing = True
+                log.error(
+                    "cannot write history to %s: %s; events are NOT being stored", self.path, exc
+                )
+            return
+        if self._failing:
+            self._failing = False
+            log.warning("history is being stored in %s again", self.path)
+        self._since_prune += len(rows)
+        if not self.retention.unlimited and (
+            self._since_prune >= PRUNE_EVERY_EVENTS
+            or time.monotonic() - self._pruned_at >= PRUNE_EVERY_S
+        ):
+            self.prune_step()
+
+    def prune_step(self, now: datetime | None = None) -> int:
+        """Delete at most :data:`PRUNE_BATCH_ROWS` events past the retention; return how many."""
+        self._since_prune = 0
+        self._pruned_at = time.monotonic()
+        cutoff_id = 0
+        if self.retention.max_events is not None:
+            row = self._db.execute(
+                "SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?",
+                (self.retention.max_events,),
+            ).fetchone()
+            if row is not None:
+                cutoff_id = row[0]
+        if self.retention.max_age is not None:
+            oldest_kept = format_ts((now or datetime.now(UTC)) - self.retention.max_age)
+            row = self._db.execute(
+                "SELECT max(id) FROM events WHERE ts < ?", (oldest_kept,)
+            ).fetchone()
+            if row is not None and row[0] is not None:
+                cutoff_id = max(cutoff_id, row[0])
+        if not cutoff_id:
+            return 0
+        self._db.execute("BEGIN")
+        deleted = self._db.execute(
+            "DELETE FROM events WHERE id IN "
+            "(SELECT id FROM events WHERE id <= ? ORDER BY id LIMIT ?)",
+            (cutoff_id, PRUNE_BATCH_ROWS),
+        ).rowcount
+        pruned_through = self._db.execute("SELECT min(id) FROM events").fetchone()[0]
+        high_water = (pruned_through - 1) if pruned_through is not None else cutoff_id
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES ('pruned_through', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
+            (high_water,),
+        )
+        self._db.execute("COMMIT")
+        return deleted
+
+    # ------------------------------------------------------------------ reading
+
+    def last_id(self) -> int:
+        """The highest id ever stored, pruned or not (0 for a new store)."""
+        newest = self._db.execute("SELECT max(id) FROM events").fetchone()[0] or 0
+        return max(newest, self.pruned_through())
+
+    def pruned_through(self) -> int:
+        """Every event with an id up to this one may have been deleted by retention."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'pruned_through'").fetchone()
+        return int(row[0]) if row else 0
+
+    def recent(self, room: str, limit: int) -> list[Event]:
+        """The room's last ``limit`` events, oldest first."""
+        rows = self._db.execute(
+            "SELECT frame FROM events WHERE room = ? ORDER BY id DESC LIMIT ?", (room, limit)
+        ).fetchall()
+        return self._events(reversed(rows))
+
+    def before(self, room: str, before_id: int, limit: int) -> tuple[list[Event], bool]:
+        """Up to ``limit`` events of ``room`` older than ``before_id``, oldest first, and
+        whether older ones remain."""
+        rows = self._db.execute(
+            "SELECT frame FROM events WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?",
+            (room, before_id, limit + 1),
+        ).fetchall()
+        more = len(rows) > limit
+        return self._events(reversed(rows[:limit])), more
+
+    def after(self, room: str, after_id: int, below_id: int) -> tuple[list[Event], bool]:
+        """The events of ``room`` with ``after_id < id < below_id``, oldest first, and
+        whether some in that range are gone (pruned by retention)."""
+        rows = self._db.execute(
+            "SELECT frame FROM events WHERE room = ? AND id > ? AND id < ? ORDER BY id",
+            (room, after_id, below_id),
+        ).fetchall()
+        return self._events(rows), after_id < self.pruned_through()
+
+    def export(self, since: str | None = None) -> Iterator[Event]:
+        """Every stored event (of every room) with ``ts >= since``, in id order."""
+        cursor = self._db.execute(
+            "SELECT frame FROM events WHERE ts >= ? ORDER BY id", (since or "",)
+        )
+        for (frame,) in cursor:
+            yield from self._events([(frame,)])
+
+    @staticmethod
+    def _events(rows: Iterator[tuple[str]] | Sequence[tuple[str]]) -> list[Event]:
+        events: list[Event] = []
+        for (frame,) in rows:
+            try:
+                parsed = parse_server_frame(json.loads(frame))
+            except (ValueError, ProtocolError):
+                continue  # a row this version cannot read: skip rather than fail the page
+            events.append(parsed)  # type: ignore[arg-type]
+        return events
