@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import ssl
 import struct
 import sys
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from chatroom import __version__
 from chatroom.framing import MAX_FRAME_BYTES
-from chatroom.hub import DEFAULT_HISTORY_EVENTS
+from chatroom.hub import DEFAULT_HISTORY_EVENTS, EventSink
 from chatroom.protocol import MAX_TEXT_CHARS
 from chatroom.server import (
     FLOOD_BURST,
@@ -49,7 +50,9 @@ class AddressError(ValueError):
     """A HOST:PORT string that cannot be used."""
 
 
-def parse_address(text: str, *, default_host: str = "", default_port: int = DEFAULT_PORT) -> tuple[str, int]:
+def parse_address(
+    text: str, *, default_host: str = "", default_port: int = DEFAULT_PORT
+) -> tuple[str, int]:
     """Split ``HOST:PORT``, ``[V6]:PORT``, ``HOST``, ``:PORT`` or ``PORT``.
 
     Raises:
@@ -116,39 +119,139 @@ def _server_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"chatroom {__version__}")
-    parser.add_argument("--bind", default=f"0.0.0.0:{DEFAULT_PORT}", metavar="HOST:PORT",
-                        help="where to listen; IPv6 as [::]:5000")
-    parser.add_argument("--transcript", type=Path, default=Path(DEFAULT_TRANSCRIPT_NAME),
-                        metavar="PATH", help="the transcript file (tail -f it)")
-    parser.add_argument("--transcript-max-bytes", type=int, default=DEFAULT_TRANSCRIPT_MAX_BYTES,
-                        metavar="N", help="rotate the transcript past this size (0: never)")
-    parser.add_argument("--transcript-backups", type=int, default=DEFAULT_TRANSCRIPT_BACKUPS,
-                        metavar="N", help="rotated transcripts to keep")
+    parser.add_argument(
+        "--bind",
+        default=f"0.0.0.0:{DEFAULT_PORT}",
+        metavar="HOST:PORT",
+        help="where to listen; IPv6 as [::]:5000",
+    )
+    parser.add_argument(
+        "--transcript",
+        type=Path,
+        default=Path(DEFAULT_TRANSCRIPT_NAME),
+        metavar="PATH",
+        help="the transcript file (tail -f it)",
+    )
+    parser.add_argument(
+        "--transcript-max-bytes",
+        type=int,
+        default=DEFAULT_TRANSCRIPT_MAX_BYTES,
+        metavar="N",
+        help="rotate the transcript past this size (0: never)",
+    )
+    parser.add_argument(
+        "--transcript-backups",
+        type=int,
+        default=DEFAULT_TRANSCRIPT_BACKUPS,
+        metavar="N",
+        help="rotated transcripts to keep",
+    )
     parser.add_argument("--quiet", action="store_true", help="do not print events on the console")
-    parser.add_argument("--history", type=int, default=DEFAULT_HISTORY_EVENTS, metavar="N",
-                        help="recent events a newcomer is shown")
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=DEFAULT_HISTORY_EVENTS,
+        metavar="N",
+        help="recent events a newcomer is shown",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=_default_data_dir(),
+        metavar="DIR",
+        help="where the history database lives",
+    )
+    parser.add_argument(
+        "--history-retention",
+        default="forever",
+        metavar="KEEP",
+        help="history to keep: an event count (100000), an age (30d, 12h), "
+        "both (30d,100000), or forever",
+    )
+    parser.add_argument(
+        "--no-history", action="store_true", help="keep history in memory only (lost at restart)"
+    )
     limits = parser.add_argument_group("limits")
     limits.add_argument("--max-frame-bytes", type=int, default=MAX_FRAME_BYTES, metavar="N")
     limits.add_argument("--max-text", type=int, default=MAX_TEXT_CHARS, metavar="CHARS")
-    limits.add_argument("--sendq", type=int, default=MAX_SENDQ_BYTES, metavar="BYTES",
-                        help="pending output per connection before it is dropped")
-    limits.add_argument("--flood-rate", type=float, default=FLOOD_RATE_PER_S, metavar="PER_S",
-                        help="frames per second per connection after the burst (0: no limit)")
+    limits.add_argument(
+        "--sendq",
+        type=int,
+        default=MAX_SENDQ_BYTES,
+        metavar="BYTES",
+        help="pending output per connection before it is dropped",
+    )
+    limits.add_argument(
+        "--flood-rate",
+        type=float,
+        default=FLOOD_RATE_PER_S,
+        metavar="PER_S",
+        help="frames per second per connection after the burst (0: no limit)",
+    )
     limits.add_argument("--flood-burst", type=int, default=FLOOD_BURST, metavar="N")
-    limits.add_argument("--handshake-timeout", type=float, default=HANDSHAKE_TIMEOUT_S,
-                        metavar="S")
+    limits.add_argument("--handshake-timeout", type=float, default=HANDSHAKE_TIMEOUT_S, metavar="S")
     limits.add_argument("--ping-interval", type=float, default=PING_INTERVAL_S, metavar="S")
     limits.add_argument("--ping-timeout", type=float, default=PING_TIMEOUT_S, metavar="S")
     limits.add_argument("--max-connections", type=int, default=MAX_CONNECTIONS, metavar="N")
-    limits.add_argument("--max-per-ip", type=int, default=MAX_CONNECTIONS_PER_IP, metavar="N",
-                        help="connections from one address (loopback is exempt)")
+    limits.add_argument(
+        "--max-per-ip",
+        type=int,
+        default=MAX_CONNECTIONS_PER_IP,
+        metavar="N",
+        help="connections from one address (loopback is exempt)",
+    )
     access = parser.add_argument_group("access")
-    access.add_argument("--password", default=None,
-                        help="require this password (better: set CHATROOM_PASSWORD, which "
-                        "ps does not show)")
+    access.add_argument(
+        "--password",
+        default=None,
+        help="require this password (better: set CHATROOM_PASSWORD, which ps does not show)",
+    )
     access.add_argument("--tls-cert", type=Path, metavar="FILE", help="serve TLS with this cert")
     access.add_argument("--tls-key", type=Path, metavar="FILE", help="the certificate's key")
     return parser
+
+
+def _default_data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("chatroom", appauthor=False))
+
+
+def _export_main(argv: Sequence[str]) -> int:
+    """``chatroom-server export``: dump stored history as JSON lines or transcript text."""
+    parser = argparse.ArgumentParser(
+        prog="chatroom-server export",
+        description="Print the stored history, oldest first.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--data-dir", type=Path, default=_default_data_dir(), metavar="DIR")
+    parser.add_argument(
+        "--since",
+        metavar="TIME",
+        help="only events at or after this UTC time, e.g. 2026-11-24 or 2026-11-24T12:00:00Z",
+    )
+    parser.add_argument("--format", choices=("jsonl", "text"), default="text")
+    args = parser.parse_args(argv)
+    from chatroom.framing import encode_object
+    from chatroom.history import DB_NAME, HistoryStore
+    from chatroom.transcript import format_event_line
+
+    if not (args.data_dir / DB_NAME).exists():
+        return _fail(parser.prog, f"no history in {args.data_dir} (no {DB_NAME} there)")
+    store = HistoryStore.in_dir(args.data_dir)
+    out = sys.stdout.buffer
+    try:
+        for event in store.export(since=args.since):
+            if args.format == "jsonl":
+                out.write(encode_object(event.to_wire()))
+            else:
+                out.write(format_event_line(event).encode("utf-8"))
+        out.flush()
+    except BrokenPipeError:
+        pass  # `| head` closed the pipe: not an error
+    finally:
+        store.close()
+    return 0
 
 
 def _fail(prog: str, message: str) -> int:
@@ -158,6 +261,9 @@ def _fail(prog: str, message: str) -> int:
 
 def server_main(argv: Sequence[str] | None = None) -> int:
     """``chatroom-server``: parse options, run until Ctrl-C or SIGTERM, exit 0."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["export"]:
+        return _export_main(argv[1:])
     parser = _server_parser()
     args = parser.parse_args(argv)
     prog = parser.prog
@@ -165,8 +271,14 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         host, port = parse_address(args.bind, default_host="0.0.0.0")
     except AddressError as exc:
         return _fail(prog, f"--bind {exc}")
-    for option in ("max_frame_bytes", "max_text", "sendq", "flood_burst", "max_connections",
-                   "max_per_ip"):
+    for option in (
+        "max_frame_bytes",
+        "max_text",
+        "sendq",
+        "flood_burst",
+        "max_connections",
+        "max_per_ip",
+    ):
         if getattr(args, option) < 1:
             return _fail(prog, f"--{option.replace('_', '-')} must be at least 1")
     if args.max_frame_bytes < 64:
@@ -185,14 +297,28 @@ def server_main(argv: Sequence[str] | None = None) -> int:
     from rich.console import Console
 
     console = Console(stderr=False, highlight=False)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"
+    )
     try:
-        transcript = Transcript(args.transcript, max_bytes=args.transcript_max_bytes,
-                                backups=args.transcript_backups)
+        transcript = Transcript(
+            args.transcript, max_bytes=args.transcript_max_bytes, backups=args.transcript_backups
+        )
     except OSError as exc:
         return _fail(prog, f"cannot open the transcript {args.transcript}: {exc.strerror or exc}")
-    sinks: list = [transcript]
+    from chatroom.history import HistoryStore, parse_retention
+
+    try:
+        retention = parse_retention(args.history_retention)
+    except ValueError as exc:
+        return _fail(prog, f"--history-retention {exc}")
+    store = None
+    if not args.no_history:
+        try:
+            store = HistoryStore.in_dir(args.data_dir, retention=retention)
+        except (OSError, sqlite3.Error) as exc:
+            return _fail(prog, f"cannot open the history in {args.data_dir}: {exc}")
+    sinks: list[EventSink] = [transcript]
     if not args.quiet:
         from chatroom.console import ConsoleSink
 
@@ -213,6 +339,7 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         max_per_ip=args.max_per_ip,
         password=password or None,
         history_events=args.history,
+        history_store=store,
         ssl_context=ssl_context,
         sinks=sinks,
     )
@@ -220,6 +347,8 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         return _run(_serve(config, transcript, console, prog))
     finally:
         transcript.close()
+        if store is not None:
+            store.close()
 
 
 def _run(main: object) -> int:
@@ -246,6 +375,8 @@ async def _serve(config: ServerConfig, transcript: Transcript, console: object, 
     for address in display_addresses(config.host, port, _interface_addresses()):
         console.print(f"    chatroom-tui {address}{scheme}", style="bold", highlight=False)
     console.print(f"transcript: {transcript.path.resolve()}   (tail -f it)", highlight=False)
+    if config.history_store is not None:
+        console.print(f"history:    {config.history_store.path}", highlight=False)
     if config.password:
         console.print("a password is required to join", highlight=False)
     console.print("Ctrl-C stops the server.", style="dim", highlight=False)
