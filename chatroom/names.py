@@ -9,6 +9,7 @@ that the ``confusable-homoglyphs`` package maintains.
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from functools import cache
 from importlib import resources
@@ -79,9 +80,17 @@ def _confusable_table() -> dict[str, str]:
     return table
 
 
+# Default-ignorable marks that the category rules let through (they are Mn, not Cf): the
+# combining grapheme joiner, Khmer inherent vowels, Mongolian and Unicode variation
+# selectors. They draw nothing, so "alice" followed by one is "alice" to a reader; TR39
+# skeletons drop them for that reason.
+_IGNORABLE_MARKS = re.compile("[\u034f\u17b4\u17b5\u180b-\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+
+
 def _skeleton(text: str) -> str:
     table = _confusable_table()
-    return "".join(table.get(char, char) for char in unicodedata.normalize("NFKC", text))
+    text = _IGNORABLE_MARKS.sub("", unicodedata.normalize("NFKC", text))
+    return "".join(table.get(char, char) for char in text)
 
 
 def name_keys(name: str) -> frozenset[str]:
