@@ -169,6 +169,11 @@ def _server_parser() -> argparse.ArgumentParser:
         "both (30d,100000), or forever",
     )
     parser.add_argument(
+        "--no-log-private",
+        action="store_true",
+        help="keep private messages out of the transcript and the console",
+    )
+    parser.add_argument(
         "--no-history", action="store_true", help="keep history in memory only (lost at restart)"
     )
     limits = parser.add_argument_group("limits")
@@ -302,7 +307,10 @@ def server_main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         transcript = Transcript(
-            args.transcript, max_bytes=args.transcript_max_bytes, backups=args.transcript_backups
+            args.transcript,
+            max_bytes=args.transcript_max_bytes,
+            backups=args.transcript_backups,
+            log_private=not args.no_log_private,
         )
     except OSError as exc:
         return _fail(prog, f"cannot open the transcript {args.transcript}: {exc.strerror or exc}")
@@ -322,7 +330,7 @@ def server_main(argv: Sequence[str] | None = None) -> int:
     if not args.quiet:
         from chatroom.console import ConsoleSink
 
-        sinks.append(ConsoleSink(console))
+        sinks.append(ConsoleSink(console, log_private=not args.no_log_private))
     config = ServerConfig(
         host=host,
         port=port,

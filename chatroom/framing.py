@@ -44,6 +44,9 @@ class ErrorCode(StrEnum):
     TOO_MANY_CONNECTIONS = "too_many_connections"
     HANDSHAKE_TIMEOUT = "handshake_timeout"
     SHUTTING_DOWN = "shutting_down"
+    INVALID_ROOM = "invalid_room"
+    TOO_MANY_ROOMS = "too_many_rooms"
+    NO_SUCH_MEMBER = "no_such_member"
 
 
 class ProtocolError(Exception):

@@ -9,6 +9,7 @@ lacks, and one commit is shared by every event of the iteration.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -20,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from chatroom.framing import ProtocolError
-from chatroom.protocol import Event, format_ts, parse_server_frame
+from chatroom.protocol import Dm, Event, format_ts, parse_server_frame
 
 __all__ = [
     "DEFAULT_HISTORY_PAGE",
@@ -41,15 +42,21 @@ PRUNE_BATCH_ROWS = 1000
 PRUNE_EVERY_EVENTS = 256
 PRUNE_EVERY_S = 60.0
 DB_NAME = "history.sqlite3"
+SCHEMA_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
-    room TEXT NOT NULL,
+    room TEXT NOT NULL,              -- '' for a private message
+    kind TEXT NOT NULL,              -- the event's wire type
     ts TEXT NOT NULL,
-    frame TEXT NOT NULL
+    frame TEXT NOT NULL,             -- the event as sent on the wire
+    dm_a TEXT,                       -- a private message's two parties, case-folded
+    dm_b TEXT
 );
 CREATE INDEX IF NOT EXISTS events_by_room ON events (room, id);
+CREATE INDEX IF NOT EXISTS events_by_dm_a ON events (dm_a, id) WHERE dm_a IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_by_dm_b ON events (dm_b, id) WHERE dm_b IS NOT NULL;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
@@ -90,6 +97,14 @@ def parse_retention(text: str) -> Retention:
     return Retention(max_events=max_events, max_age=max_age)
 
 
+def _row(event: Event) -> tuple[int, str, str, str, str, str | None, str | None]:
+    frame = json.dumps(event.to_wire(), ensure_ascii=False)
+    dm_a = dm_b = None
+    if isinstance(event, Dm):
+        dm_a, dm_b = sorted((event.sender.casefold(), event.to.casefold()))
+    return (event.id, event.room, event.TYPE, event.ts, frame, dm_a, dm_b)
+
+
 class HistoryStore:
     """Events by id in one SQLite file; an :class:`~chatroom.hub.EventSink`.
 
@@ -106,7 +121,18 @@ class HistoryStore:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        has_events = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+        ).fetchone()
+        if has_events and version != SCHEMA_VERSION:
+            self._db.close()
+            raise sqlite3.DatabaseError(
+                f"{path} was written by another version of chatroom (schema {version}, "
+                f"this one reads {SCHEMA_VERSION}); move it aside or use another --data-dir"
+            )
         self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._since_prune = 0
         self._pruned_at = time.monotonic()
         self._failing = False
@@ -124,14 +150,13 @@ class HistoryStore:
 
     def append(self, events: Sequence[Event]) -> None:
         """Commit ``events`` in one transaction. Failures are logged, never raised."""
-        rows = [
-            (event.id, event.room, event.ts, json.dumps(event.to_wire(), ensure_ascii=False))
-            for event in events
-        ]
+        rows = [_row(event) for event in events]
         try:
             self._db.execute("BEGIN")
             self._db.executemany(
-                "INSERT OR REPLACE INTO events (id, room, ts, frame) VALUES (?, ?, ?, ?)", rows
+                "INSERT OR REPLACE INTO events (id, room, kind, ts, frame, dm_a, dm_b) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
             )
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -219,14 +244,50 @@ class HistoryStore:
         more = len(rows) > limit
         return self._events(reversed(rows[:limit])), more
 
-    def after(self, room: str, after_id: int, below_id: int) -> tuple[list[Event], bool]:
+    def after(
+        self, room: str, after_id: int, below_id: int, *, private_for: str | None = None
+    ) -> tuple[list[Event], bool]:
         """The events of ``room`` with ``after_id < id < below_id``, oldest first, and
-        whether some in that range are gone (pruned by retention)."""
-        rows = self._db.execute(
-            "SELECT frame FROM events WHERE room = ? AND id > ? AND id < ? ORDER BY id",
-            (room, after_id, below_id),
-        ).fetchall()
+        whether some in that range are gone (pruned by retention). With ``private_for``
+        (a name), that member's private messages in the range are merged in by id."""
+        if private_for is None:
+            rows = self._db.execute(
+                "SELECT frame FROM events WHERE room = ? AND id > ? AND id < ? ORDER BY id",
+                (room, after_id, below_id),
+            ).fetchall()
+        else:
+            party = private_for.casefold()
+            rows = self._db.execute(
+                "SELECT frame FROM events WHERE id > ? AND id < ? "
+                "AND (room = ? OR dm_a = ? OR dm_b = ?) ORDER BY id",
+                (after_id, below_id, room, party, party),
+            ).fetchall()
         return self._events(rows), after_id < self.pruned_through()
+
+    def private_before(
+        self, one: str, other: str, before_id: int, limit: int
+    ) -> tuple[list[Event], bool]:
+        """Like :meth:`before`, for the private messages between two names."""
+        a, b = sorted((one.casefold(), other.casefold()))
+        rows = self._db.execute(
+            "SELECT frame FROM events WHERE dm_a = ? AND dm_b = ? AND id < ? "
+            "ORDER BY id DESC LIMIT ?",
+            (a, b, before_id, limit + 1),
+        ).fetchall()
+        more = len(rows) > limit
+        return self._events(reversed(rows[:limit])), more
+
+    def topics(self) -> dict[str, str]:
+        """Each room's latest topic, as the stored topic events say."""
+        rows = self._db.execute(
+            "SELECT room, frame FROM events WHERE id IN "
+            "(SELECT max(id) FROM events WHERE kind = 'topic' GROUP BY room)"
+        ).fetchall()
+        topics: dict[str, str] = {}
+        for room, frame in rows:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                topics[room] = str(json.loads(frame)["text"])
+        return topics
 
     def export(self, since: str | None = None) -> Iterator[Event]:
         """Every stored event (of every room) with ``ts >= since``, in id order."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,23 +29,43 @@ from chatroom.history import HistoryStore
 from chatroom.names import check_name, name_keys
 from chatroom.protocol import (
     DEFAULT_ROOM,
+    Dm,
     Event,
     Join,
+    Joined,
     Leave,
     LeaveReason,
     Message,
+    Nick,
+    RoomInfo,
+    Topic,
     Welcome,
     encode,
     format_ts,
 )
 
-__all__ = ["DEFAULT_HISTORY_EVENTS", "EventSink", "Hub", "Member", "Outbox"]
+__all__ = [
+    "DEFAULT_HISTORY_EVENTS",
+    "MAX_ROOMS",
+    "MAX_ROOMS_PER_MEMBER",
+    "MAX_TOPIC_CHARS",
+    "EventSink",
+    "Hub",
+    "Member",
+    "Outbox",
+]
 
 log = logging.getLogger(__name__)
 
 # How many recent events a newcomer sees in welcome.history: a screenful and then some,
 # as IRC bouncers and Matrix clients replay by default.
 DEFAULT_HISTORY_EVENTS = 100
+# IRC networks settle on a few dozen channels per user (Libera: 250 with a cloak, 120
+# without); a small-team chat needs far fewer, and each room costs history in memory.
+MAX_ROOMS_PER_MEMBER = 20
+MAX_ROOMS = 1000
+# A topic is a line, not a message: IRC's TOPICLEN is commonly 300 to 390.
+MAX_TOPIC_CHARS = 300
 
 
 class Outbox(Protocol):
@@ -70,12 +91,16 @@ class Member:
     keys: frozenset[str]
     # room -> id of the member's own join event there: the first event it is sent.
     rooms: dict[str, int] = field(default_factory=dict)
-    # Frames for this member alone (its welcome) that must follow the transcript write.
+    # Frames for this member alone (welcome, replay) that must follow the sinks' append.
     replies: list[bytes] = field(default_factory=list)
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _room_error(exc: ProtocolError) -> ProtocolError:
+    return ProtocolError(ErrorCode.INVALID_ROOM, exc.detail.replace("a name", "a room name"))
 
 
 class Hub:
@@ -88,6 +113,7 @@ class Hub:
         history_events: how many recent events ``welcome.history`` carries.
         first_id: the id the next event gets (ids never go back).
         max_text_chars: the longest message accepted.
+        store: the history store; it is appended to before every other sink.
     """
 
     def __init__(
@@ -110,9 +136,13 @@ class Hub:
         self._next_id = max(first_id, store.last_id() + 1) if store is not None else first_id
         self._history_events = history_events
         self._by_key: dict[str, Member] = {}
+        # Rooms by their name as first created; names compare case-insensitively.
         self._rooms: dict[str, dict[Member, None]] = {}
+        self._room_names: dict[str, str] = {DEFAULT_ROOM.casefold(): DEFAULT_ROOM}
+        self._topics: dict[str, str] = store.topics() if store is not None else {}
         self._history: dict[str, deque[Event]] = {}
-        self._pending_events: list[tuple[Event, bytes]] = []
+        # (event, its bytes, members who get it besides the room's: DM parties, a parter)
+        self._pending_events: list[tuple[Event, bytes, tuple[Member, ...]]] = []
         self._pending_replies: list[Member] = []
         self._flush_handle: asyncio.Handle | None = None
 
@@ -126,53 +156,84 @@ class Hub:
         *,
         resume_after: int | None = None,
     ) -> Member:
-        """Admit a member under ``raw_name`` and queue its welcome and join event.
+        """Admit a member under ``raw_name``, in ``room``; queue its welcome and join event.
 
         With ``resume_after``, the welcome carries no history; instead every event of the
-        room with a higher id follows it as an ordinary frame, then the live stream
-        (starting with the member's join): no gap, no duplicate.
+        room (and every private message of the member) with a higher id follows it as an
+        ordinary frame, then the live stream, starting with the member's join: no gap, no
+        duplicate.
 
         Raises:
             ProtocolError: ``invalid_name`` or ``name_taken``; nothing changes then.
         """
         name = check_name(raw_name)
         keys = name_keys(name)
-        for key in keys:
-            holder = self._by_key.get(key)
-            if holder is not None:
-                same = "is" if key.startswith("=") else "looks too much like one that is"
-                raise ProtocolError(ErrorCode.NAME_TAKEN, f"that name {same} taken ({holder.name})")
+        self._check_free(keys, None)
         member = Member(name=name, outbox=outbox, keys=keys)
         for key in keys:
             self._by_key[key] = member
-        if resume_after is not None:
-            # Everything below the join id must be in the store before the replay reads it.
-            self.flush()
-        history = self._recent(room)
-        event = Join(id=self._take_id(), ts=self._ts(), room=room, name=name)
-        member.rooms[room] = event.id
-        self._rooms.setdefault(room, {})[member] = None
-        members = tuple(self.members(room))
-        if resume_after is None:
-            welcome = Welcome(
-                name=name, server=self.server_name, room=room, members=members, history=history
-            )
-            member.replies.append(encode(welcome))
-        else:
-            replay, gap = self._events_between(room, resume_after, event.id)
-            welcome = Welcome(
-                name=name,
-                server=self.server_name,
-                room=room,
-                members=members,
-                resumed=True,
-                gap=gap,
-            )
-            member.replies.append(encode(welcome))
-            member.replies.extend(encode(item) for item in replay)
-        self._pending_replies.append(member)
-        self._publish(event)
+        room = self._room_names.setdefault(room.casefold(), room)
+        history, replay, gap, join_event = self._enter(member, room, resume_after)
+        welcome = Welcome(
+            name=name,
+            server=self.server_name,
+            room=room,
+            members=tuple(self.members(room)),
+            history=history,
+            resumed=resume_after is not None,
+            gap=gap,
+        )
+        self._queue_reply(member, welcome, replay)
+        self._publish(join_event)
         return member
+
+    def join_room(self, member: Member, raw_room: str, *, resume_after: int | None = None) -> str:
+        """Put ``member`` in another room (created if new); queue ``joined`` and the join.
+
+        Returns the room's name as stored.
+
+        Raises:
+            ProtocolError: ``invalid_room``, ``bad_request`` (already there),
+                ``too_many_rooms``.
+        """
+        room = self._room_name(raw_room)
+        if room in member.rooms:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"already in {room!r}")
+        if len(member.rooms) >= MAX_ROOMS_PER_MEMBER:
+            raise ProtocolError(
+                ErrorCode.TOO_MANY_ROOMS, f"at most {MAX_ROOMS_PER_MEMBER} rooms at once"
+            )
+        if room not in self._rooms and len(self._rooms) >= MAX_ROOMS:
+            raise ProtocolError(ErrorCode.TOO_MANY_ROOMS, "this server has no room for more rooms")
+        history, replay, gap, join_event = self._enter(member, room, resume_after, private=False)
+        joined = Joined(
+            room=room,
+            members=tuple(self.members(room)),
+            topic=self._topics.get(room, ""),
+            history=history,
+            resumed=resume_after is not None,
+            gap=gap,
+        )
+        self._queue_reply(member, joined, replay)
+        self._publish(join_event)
+        return room
+
+    def part(self, member: Member, raw_room: str) -> None:
+        """Take ``member`` out of a room; the room and the member see ``leave`` (``part``).
+
+        Raises:
+            ProtocolError: ``not_joined`` when the member is not in that room.
+        """
+        room = self._room_names.get(raw_room.casefold(), raw_room)
+        if room not in member.rooms:
+            raise ProtocolError(ErrorCode.NOT_JOINED, f"not in {raw_room[:40]!r}")
+        # Deliver what the room said before the part to the parting member as well.
+        self.flush()
+        self._remove_from_room(member, room)
+        event = Leave(
+            id=self._take_id(), ts=self._ts(), room=room, name=member.name, reason=LeaveReason.PART
+        )
+        self._publish(event, also=(member,))
 
     def leave(self, member: Member, reason: LeaveReason) -> None:
         """Remove ``member`` everywhere and tell each of its rooms. Safe to call twice."""
@@ -180,37 +241,113 @@ class Hub:
             return
         for key in member.keys:
             del self._by_key[key]
-        for room in member.rooms:
-            room_members = self._rooms.get(room)
-            if room_members is not None:
-                room_members.pop(member, None)
-                if not room_members:
-                    del self._rooms[room]
+        for room in list(member.rooms):
+            self._remove_from_room(member, room)
             self._publish(
                 Leave(id=self._take_id(), ts=self._ts(), room=room, name=member.name, reason=reason)
             )
-        member.rooms.clear()
 
     def say(
-        self, member: Member, text: str, room: str = DEFAULT_ROOM, *, nonce: str | None = None
+        self,
+        member: Member,
+        text: str,
+        room: str = DEFAULT_ROOM,
+        *,
+        nonce: str | None = None,
+        action: bool = False,
     ) -> Message:
         """Publish ``text`` from ``member`` to ``room``; the sender's copy is its ack.
 
         Raises:
             ProtocolError: ``too_long`` past the text limit, ``not_joined`` outside the room.
         """
-        if len(text) > self.max_text_chars:
-            raise ProtocolError(
-                ErrorCode.TOO_LONG,
-                f"a message has at most {self.max_text_chars} characters (got {len(text)})",
-            )
+        self._check_text(text)
+        room = self._room_names.get(room.casefold(), room)
         if room not in member.rooms:
-            raise ProtocolError(ErrorCode.NOT_JOINED, f"not a member of {room!r}")
+            raise ProtocolError(ErrorCode.NOT_JOINED, f"not in {room[:40]!r}")
         event = Message(
-            id=self._take_id(), ts=self._ts(), room=room, sender=member.name, text=text, nonce=nonce
+            id=self._take_id(),
+            ts=self._ts(),
+            room=room,
+            sender=member.name,
+            text=text,
+            nonce=nonce,
+            action=action,
         )
         self._publish(event)
         return event
+
+    def dm(
+        self,
+        member: Member,
+        to: str,
+        text: str,
+        *,
+        nonce: str | None = None,
+        action: bool = False,
+    ) -> Dm:
+        """Send a private message: delivered to both parties and nobody else.
+
+        Raises:
+            ProtocolError: ``too_long``, or ``no_such_member`` when nobody has that name.
+        """
+        self._check_text(text)
+        recipient = self._by_key.get("=" + unicodedata.normalize("NFC", to).casefold())
+        if recipient is None:
+            raise ProtocolError(ErrorCode.NO_SUCH_MEMBER, f"nobody here is called {to[:40]!r}")
+        event = Dm(
+            id=self._take_id(),
+            ts=self._ts(),
+            sender=member.name,
+            to=recipient.name,
+            text=text,
+            nonce=nonce,
+            action=action,
+        )
+        self._publish(event, also=(member,) if recipient is member else (member, recipient))
+        return event
+
+    def set_topic(self, member: Member, raw_room: str, text: str) -> None:
+        """Set a room's topic; everyone in the room gets a ``topic`` event.
+
+        Raises:
+            ProtocolError: ``not_joined`` outside the room, ``too_long`` past the limit.
+        """
+        room = self._room_names.get(raw_room.casefold(), raw_room)
+        if room not in member.rooms:
+            raise ProtocolError(ErrorCode.NOT_JOINED, f"not in {raw_room[:40]!r}")
+        if len(text) > MAX_TOPIC_CHARS:
+            raise ProtocolError(
+                ErrorCode.TOO_LONG, f"a topic has at most {MAX_TOPIC_CHARS} characters"
+            )
+        self._topics[room] = text
+        self._publish(
+            Topic(id=self._take_id(), ts=self._ts(), room=room, sender=member.name, text=text)
+        )
+
+    def rename(self, member: Member, raw_name: str) -> None:
+        """Give ``member`` a new name; every room it is in gets a ``nick`` event.
+
+        Raises:
+            ProtocolError: ``invalid_name`` or ``name_taken``; nothing changes then.
+        """
+        name = check_name(raw_name)
+        keys = name_keys(name)
+        self._check_free(keys, member)
+        old = member.name
+        if name == old:
+            return
+        for key in member.keys:
+            del self._by_key[key]
+        member.keys = keys
+        member.name = name
+        for key in keys:
+            self._by_key[key] = member
+        if not member.rooms:
+            nick = Nick(id=self._take_id(), ts=self._ts(), room="", old=old, new=name)
+            self._publish(nick, also=(member,))
+        for room in member.rooms:
+            self._publish(Nick(id=self._take_id(), ts=self._ts(), room=room, old=old, new=name))
 
     def shutdown(self) -> None:
         """Everyone leaves with reason ``shutdown``, and everyone is told, themselves too.
@@ -237,10 +374,25 @@ class Hub:
         self._by_key.clear()
         self._rooms.clear()
 
-    def history_page(self, room: str, before: int | None, limit: int) -> tuple[list[Event], bool]:
-        """Up to ``limit`` events of ``room`` older than ``before`` (None: the newest),
-        oldest first, and whether older ones remain."""
+    def history_page(
+        self, member: Member, room: str, before: int | None, limit: int
+    ) -> tuple[list[Event], bool]:
+        """Up to ``limit`` events older than ``before`` (None: the newest), oldest first,
+        and whether older ones remain. ``room`` is a room the member is in, or ``@name``
+        for the private messages between the member and ``name``.
+
+        Raises:
+            ProtocolError: ``not_joined`` for a room the member is not in.
+        """
         below = self._next_id if before is None else before
+        if room.startswith("@"):
+            if self._store is None:
+                return [], False
+            self.flush()
+            return self._store.private_before(member.name, room[1:], below, limit)
+        room = self._room_names.get(room.casefold(), room)
+        if room not in member.rooms:
+            raise ProtocolError(ErrorCode.NOT_JOINED, f"not in {room[:40]!r}")
         if self._store is not None:
             self.flush()
             return self._store.before(room, below, limit)
@@ -249,7 +401,15 @@ class Hub:
 
     def members(self, room: str = DEFAULT_ROOM) -> list[str]:
         """Names in ``room``, in the order they joined."""
+        room = self._room_names.get(room.casefold(), room)
         return [member.name for member in self._rooms.get(room, ())]
+
+    def rooms(self) -> list[RoomInfo]:
+        """Every room with members, by name."""
+        return [
+            RoomInfo(name=room, members=len(members), topic=self._topics.get(room, ""))
+            for room, members in sorted(self._rooms.items(), key=lambda item: item[0].casefold())
+        ]
 
     def all_members(self) -> list[Member]:
         """Every joined member, once."""
@@ -274,6 +434,62 @@ class Hub:
 
     # ------------------------------------------------------------------ internals
 
+    def _check_free(self, keys: frozenset[str], renaming: Member | None) -> None:
+        for key in keys:
+            holder = self._by_key.get(key)
+            if holder is not None and holder is not renaming:
+                same = "is" if key.startswith("=") else "looks too much like one that is"
+                raise ProtocolError(ErrorCode.NAME_TAKEN, f"that name {same} taken ({holder.name})")
+
+    def _check_text(self, text: str) -> None:
+        if len(text) > self.max_text_chars:
+            raise ProtocolError(
+                ErrorCode.TOO_LONG,
+                f"a message has at most {self.max_text_chars} characters (got {len(text)})",
+            )
+
+    def _room_name(self, raw_room: str) -> str:
+        """The stored name of a room, checked by the name rules when it is new."""
+        try:
+            room = check_name(raw_room)
+        except ProtocolError as exc:
+            raise _room_error(exc) from None
+        return self._room_names.setdefault(room.casefold(), room)
+
+    def _enter(
+        self, member: Member, room: str, resume_after: int | None, *, private: bool = True
+    ) -> tuple[tuple[Event, ...], list[Event], bool, Join]:
+        """Add ``member`` to ``room``: (history, replay, gap, its join event, unpublished)."""
+        replay: list[Event] = []
+        gap = False
+        history: tuple[Event, ...] = ()
+        if resume_after is not None:
+            # Everything below the join id must be in the store before the replay reads it.
+            self.flush()
+        else:
+            history = self._recent(room)
+        join_event = Join(id=self._take_id(), ts=self._ts(), room=room, name=member.name)
+        if resume_after is not None:
+            replay, gap = self._events_between(
+                room, resume_after, join_event.id, private_for=member.name if private else None
+            )
+        member.rooms[room] = join_event.id
+        self._rooms.setdefault(room, {})[member] = None
+        return history, replay, gap, join_event
+
+    def _queue_reply(self, member: Member, first: Welcome | Joined, replay: list[Event]) -> None:
+        member.replies.append(encode(first))
+        member.replies.extend(encode(event) for event in replay)
+        self._pending_replies.append(member)
+
+    def _remove_from_room(self, member: Member, room: str) -> None:
+        del member.rooms[room]
+        room_members = self._rooms.get(room)
+        if room_members is not None:
+            room_members.pop(member, None)
+            if not room_members:
+                del self._rooms[room]
+
     def _recent(self, room: str) -> tuple[Event, ...]:
         history = self._history.get(room)
         if history is None:
@@ -282,10 +498,12 @@ class Hub:
                 history.extend(self._store.recent(room, self._history_events))
         return tuple(history)
 
-    def _events_between(self, room: str, after_id: int, below_id: int) -> tuple[list[Event], bool]:
+    def _events_between(
+        self, room: str, after_id: int, below_id: int, *, private_for: str | None
+    ) -> tuple[list[Event], bool]:
         """Events of ``room`` with ids strictly between, and whether some are gone."""
         if self._store is not None:
-            return self._store.after(room, after_id, below_id)
+            return self._store.after(room, after_id, below_id, private_for=private_for)
         recent = self._history.get(room, deque())
         replay = [event for event in recent if after_id < event.id < below_id]
         # Without a store only the recent window is known; older ids count as a gap.
@@ -300,13 +518,14 @@ class Hub:
     def _ts(self) -> str:
         return format_ts(self._now())
 
-    def _publish(self, event: Event) -> None:
-        self._pending_events.append((event, encode(event)))
-        history = self._history.get(event.room)
-        if history is None:
-            self._recent(event.room)
-            history = self._history[event.room]
-        history.append(event)
+    def _publish(self, event: Event, also: tuple[Member, ...] = ()) -> None:
+        self._pending_events.append((event, encode(event), also))
+        if event.room:
+            history = self._history.get(event.room)
+            if history is None:
+                self._recent(event.room)
+                history = self._history[event.room]
+            history.append(event)
         self._schedule_flush()
 
     def _schedule_flush(self) -> None:
@@ -327,7 +546,7 @@ class Hub:
         waiting_replies = self._pending_replies
         self._pending_replies = []
         if batch:
-            events = [event for event, _ in batch]
+            events = [event for event, _, _ in batch]
             for sink in self._sinks:
                 try:
                     sink.append(events)
@@ -340,28 +559,53 @@ class Hub:
             if member.replies:
                 outgoing[member] = member.replies
                 member.replies = []
-
-        by_room: dict[str, list[tuple[Event, bytes]]] = {}
-        for item in batch:
-            by_room.setdefault(item[0].room, []).append(item)
-        for room, items in by_room.items():
-            room_members = self._rooms.get(room)
-            if not room_members:
-                continue
-            first_id = items[0][0].id
-            shared = b"".join(payload for _, payload in items)
-            for member in room_members:
-                since = member.rooms[room]
-                if since <= first_id:
-                    chunk = shared
-                else:
-                    # Joined during this batch: its stream starts at its own join event.
-                    chunk = b"".join(payload for event, payload in items if event.id >= since)
-                chunks = outgoing.get(member)
-                if chunks is None:
-                    outgoing[member] = [chunk]
-                else:
-                    chunks.append(chunk)
-
+        if batch:
+            first_room = batch[0][0].room
+            if first_room and all(
+                event.room == first_room and not also for event, _, also in batch
+            ):
+                self._fan_out_one_room(first_room, batch, outgoing)
+            else:
+                self._fan_out_in_order(batch, outgoing)
         for member, chunks in outgoing.items():
             member.outbox.send(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+    def _fan_out_one_room(
+        self,
+        room: str,
+        batch: list[tuple[Event, bytes, tuple[Member, ...]]],
+        outgoing: dict[Member, list[bytes]],
+    ) -> None:
+        """The hot path: one room's events, joined once, the same bytes to every member."""
+        room_members = self._rooms.get(room)
+        if not room_members:
+            return
+        first_id = batch[0][0].id
+        shared = b"".join([payload for _, payload, _ in batch])
+        for member in room_members:
+            since = member.rooms[room]
+            if since <= first_id:
+                chunk = shared
+            else:
+                # Joined during this batch: its stream starts at its own join event.
+                chunk = b"".join([payload for event, payload, _ in batch if event.id >= since])
+            chunks = outgoing.get(member)
+            if chunks is None:
+                outgoing[member] = [chunk]
+            else:
+                chunks.append(chunk)
+
+    def _fan_out_in_order(
+        self,
+        batch: list[tuple[Event, bytes, tuple[Member, ...]]],
+        outgoing: dict[Member, list[bytes]],
+    ) -> None:
+        """Several rooms or private deliveries: each member gets its events in id order."""
+        for event, payload, also in batch:
+            room_members = self._rooms.get(event.room, {}) if event.room else {}
+            for member in room_members:
+                if member.rooms[event.room] <= event.id:
+                    outgoing.setdefault(member, []).append(payload)
+            for member in also:
+                if member not in room_members:
+                    outgoing.setdefault(member, []).append(payload)

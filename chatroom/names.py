@@ -1,7 +1,7 @@
 """Member names: the rules of protocol-v1 "Names", and the keys that make two names the same.
 
 Two names collide when they are equal after case folding (the contract) or when they look
-alike: a Cyrillic ``а`` for a Latin ``a``, fullwidth forms, ``I`` for ``l``. Look-alikes
+alike: a Cyrillic ``\u0430`` for a Latin ``a``, fullwidth forms, ``I`` for ``l``. Look-alikes
 are compared by a skeleton in the spirit of Unicode TR39, built from the confusables table
 that the ``confusable-homoglyphs`` package maintains.
 """
@@ -97,7 +97,7 @@ def name_keys(name: str) -> frozenset[str]:
     """The keys under which a stored name is taken: any shared key means a collision.
 
     The case-folded form is the contract's rule; the two skeletons catch look-alikes
-    whether or not case differs (``ALICE``/``aIice``/``аlice``).
+    whether or not case differs (``ALICE``, ``aIice``, ``\u0430lice``).
     """
     folded = unicodedata.normalize("NFC", name).casefold()
     return frozenset({"=" + folded, "~" + _skeleton(name), "~" + _skeleton(folded)})

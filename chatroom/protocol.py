@@ -23,20 +23,32 @@ __all__ = [
     "SERVER_FRAMES",
     "Bye",
     "ClientFrame",
+    "Dm",
+    "DmRequest",
     "Error",
     "Event",
     "Hello",
     "History",
     "HistoryRequest",
     "Join",
+    "JoinRequest",
+    "Joined",
     "Leave",
     "LeaveReason",
     "Members",
     "Message",
+    "Nick",
+    "NickRequest",
+    "Part",
     "Ping",
     "Pong",
+    "RoomInfo",
+    "Rooms",
+    "RoomsRequest",
     "Say",
     "ServerFrame",
+    "Topic",
+    "TopicRequest",
     "Welcome",
     "Who",
     "encode",
@@ -62,6 +74,7 @@ class LeaveReason(StrEnum):
     SLOW_CONSUMER = "slow_consumer"
     KICKED = "kicked"
     SHUTDOWN = "shutdown"
+    PART = "part"
 
 
 def format_ts(moment: datetime) -> str:
@@ -143,20 +156,27 @@ class Say:
     text: str
     # Extension: a client-chosen id echoed in the message event, for exactly-once resends.
     nonce: str | None = None
+    # Extensions: the room (default lobby), and /me actions.
+    room: str = DEFAULT_ROOM
+    action: bool = False
 
     @classmethod
     def from_wire(cls, obj: dict[str, Any]) -> Say:
-        nonce = _field(obj, "nonce", str, default=None)
-        if nonce is not None and len(nonce) > MAX_NONCE_CHARS:
-            raise ProtocolError(
-                ErrorCode.BAD_REQUEST, f"a nonce has at most {MAX_NONCE_CHARS} characters"
-            )
-        return cls(text=_field(obj, "text", str), nonce=nonce)
+        return cls(
+            text=_field(obj, "text", str),
+            nonce=_nonce(obj),
+            room=_field(obj, "room", str, default=DEFAULT_ROOM),
+            action=_field(obj, "action", bool, default=False),
+        )
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {"type": self.TYPE, "text": self.text}
         if self.nonce is not None:
             wire["nonce"] = self.nonce
+        if self.room != DEFAULT_ROOM:
+            wire["room"] = self.room
+        if self.action:
+            wire["action"] = True
         return wire
 
 
@@ -165,13 +185,17 @@ class Who:
     """Client: ask for the room's members."""
 
     TYPE: ClassVar[str] = "who"
+    # Extension: which room (default lobby).
+    room: str = DEFAULT_ROOM
 
     @classmethod
     def from_wire(cls, obj: dict[str, Any]) -> Who:
-        return cls()
+        return cls(room=_field(obj, "room", str, default=DEFAULT_ROOM))
 
     def to_wire(self) -> dict[str, Any]:
-        return {"type": self.TYPE}
+        if self.room == DEFAULT_ROOM:
+            return {"type": self.TYPE}
+        return {"type": self.TYPE, "room": self.room}
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +256,7 @@ class Message:
     sender: str
     text: str
     nonce: str | None = None
+    action: bool = False
 
     @classmethod
     def from_wire(cls, obj: dict[str, Any]) -> Message:
@@ -242,6 +267,7 @@ class Message:
             sender=_field(obj, "from", str),
             text=_field(obj, "text", str),
             nonce=_field(obj, "nonce", str, default=None),
+            action=_field(obj, "action", bool, default=False),
         )
 
     def to_wire(self) -> dict[str, Any]:
@@ -255,6 +281,8 @@ class Message:
         }
         if self.nonce is not None:
             wire["nonce"] = self.nonce
+        if self.action:
+            wire["action"] = True
         return wire
 
 
@@ -319,8 +347,124 @@ class Leave:
         }
 
 
-Event = Message | Join | Leave
-_EVENT_TYPES: dict[str, Any] = {"message": Message, "join": Join, "leave": Leave}
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """Event (extension): ``sender`` set the topic of ``room`` to ``text``."""
+
+    TYPE: ClassVar[str] = "topic"
+    id: int
+    ts: str
+    room: str
+    sender: str
+    text: str
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> Topic:
+        return cls(
+            id=_field(obj, "id", int),
+            ts=_field(obj, "ts", str),
+            room=_field(obj, "room", str),
+            sender=_field(obj, "from", str),
+            text=_field(obj, "text", str),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": self.TYPE,
+            "id": self.id,
+            "ts": self.ts,
+            "room": self.room,
+            "from": self.sender,
+            "text": self.text,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Nick:
+    """Event (extension): ``old`` is now called ``new``; one per room they share with you."""
+
+    TYPE: ClassVar[str] = "nick"
+    id: int
+    ts: str
+    room: str
+    old: str
+    new: str
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> Nick:
+        return cls(
+            id=_field(obj, "id", int),
+            ts=_field(obj, "ts", str),
+            room=_field(obj, "room", str),
+            old=_field(obj, "old", str),
+            new=_field(obj, "new", str),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": self.TYPE,
+            "id": self.id,
+            "ts": self.ts,
+            "room": self.room,
+            "old": self.old,
+            "new": self.new,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Dm:
+    """Event (extension): a private message, delivered to ``sender`` and ``to`` only.
+
+    ``room`` is ``""``: a private message belongs to no room.
+    """
+
+    TYPE: ClassVar[str] = "dm"
+    id: int
+    ts: str
+    sender: str
+    to: str
+    text: str
+    nonce: str | None = None
+    action: bool = False
+    room: str = ""
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> Dm:
+        return cls(
+            id=_field(obj, "id", int),
+            ts=_field(obj, "ts", str),
+            sender=_field(obj, "from", str),
+            to=_field(obj, "to", str),
+            text=_field(obj, "text", str),
+            nonce=_field(obj, "nonce", str, default=None),
+            action=_field(obj, "action", bool, default=False),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {
+            "type": self.TYPE,
+            "id": self.id,
+            "ts": self.ts,
+            "from": self.sender,
+            "to": self.to,
+            "text": self.text,
+        }
+        if self.nonce is not None:
+            wire["nonce"] = self.nonce
+        if self.action:
+            wire["action"] = True
+        return wire
+
+
+Event = Message | Join | Leave | Topic | Nick | Dm
+_EVENT_TYPES: dict[str, Any] = {
+    "message": Message,
+    "join": Join,
+    "leave": Leave,
+    "topic": Topic,
+    "nick": Nick,
+    "dm": Dm,
+}
 
 
 def _events(obj: dict[str, Any], name: str) -> tuple[Event, ...]:
@@ -470,15 +614,274 @@ class History:
         }
 
 
-ClientFrame = Hello | Say | Who | Bye | Ping | Pong | HistoryRequest
-ServerFrame = Welcome | Message | Join | Leave | Members | Error | Ping | Pong | History
+def _nonce(obj: dict[str, Any]) -> str | None:
+    nonce = _field(obj, "nonce", str, default=None)
+    if nonce is not None and len(nonce) > MAX_NONCE_CHARS:
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, f"a nonce has at most {MAX_NONCE_CHARS} characters"
+        )
+    return nonce
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRequest:
+    """Client (extension): join ``room``, creating it if needed; ``resume_after`` as in hello."""
+
+    TYPE: ClassVar[str] = "join"
+    room: str
+    resume_after: int | None = None
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> JoinRequest:
+        return cls(
+            room=_field(obj, "room", str),
+            resume_after=_field(obj, "resume_after", int, default=None),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {"type": self.TYPE, "room": self.room}
+        if self.resume_after is not None:
+            wire["resume_after"] = self.resume_after
+        return wire
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """Client (extension): leave ``room`` (others see ``leave`` reason ``part``)."""
+
+    TYPE: ClassVar[str] = "part"
+    room: str
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> Part:
+        return cls(room=_field(obj, "room", str))
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "room": self.room}
+
+
+@dataclass(frozen=True, slots=True)
+class RoomsRequest:
+    """Client (extension): list the rooms."""
+
+    TYPE: ClassVar[str] = "rooms"
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> RoomsRequest:
+        return cls()
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.TYPE}
+
+
+@dataclass(frozen=True, slots=True)
+class TopicRequest:
+    """Client (extension): set the topic of ``room``."""
+
+    TYPE: ClassVar[str] = "topic"
+    room: str
+    text: str
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> TopicRequest:
+        return cls(room=_field(obj, "room", str), text=_field(obj, "text", str))
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "room": self.room, "text": self.text}
+
+
+@dataclass(frozen=True, slots=True)
+class DmRequest:
+    """Client (extension): a private message to ``to``."""
+
+    TYPE: ClassVar[str] = "dm"
+    to: str
+    text: str
+    nonce: str | None = None
+    action: bool = False
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> DmRequest:
+        return cls(
+            to=_field(obj, "to", str),
+            text=_field(obj, "text", str),
+            nonce=_nonce(obj),
+            action=_field(obj, "action", bool, default=False),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {"type": self.TYPE, "to": self.to, "text": self.text}
+        if self.nonce is not None:
+            wire["nonce"] = self.nonce
+        if self.action:
+            wire["action"] = True
+        return wire
+
+
+@dataclass(frozen=True, slots=True)
+class NickRequest:
+    """Client (extension): change my name to ``name`` (the name rules apply)."""
+
+    TYPE: ClassVar[str] = "nick"
+    name: str
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> NickRequest:
+        return cls(name=_field(obj, "name", str))
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "name": self.name}
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """Server (extension): you joined ``room``: its members, topic and recent past.
+
+    Like ``welcome``, the room's events follow, starting with your own ``join``.
+    """
+
+    TYPE: ClassVar[str] = "joined"
+    room: str
+    members: tuple[str, ...]
+    topic: str = ""
+    history: tuple[Event, ...] = ()
+    resumed: bool = False
+    gap: bool = False
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> Joined:
+        return cls(
+            room=_field(obj, "room", str),
+            members=_strings(obj, "members"),
+            topic=_field(obj, "topic", str, default=""),
+            history=_events(obj, "history") if "history" in obj else (),
+            resumed=_field(obj, "resumed", bool, default=False),
+            gap=_field(obj, "gap", bool, default=False),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {
+            "type": self.TYPE,
+            "room": self.room,
+            "members": list(self.members),
+            "topic": self.topic,
+            "history": [event.to_wire() for event in self.history],
+        }
+        if self.resumed:
+            wire["resumed"] = True
+            wire["gap"] = self.gap
+        return wire
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    """One entry of a ``rooms`` answer."""
+
+    name: str
+    members: int
+    topic: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Rooms:
+    """Server (extension): the answer to ``rooms``."""
+
+    TYPE: ClassVar[str] = "rooms"
+    rooms: tuple[RoomInfo, ...]
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> Rooms:
+        rooms: list[RoomInfo] = []
+        for item in _field(obj, "rooms", list):
+            if not isinstance(item, dict):
+                raise ProtocolError(ErrorCode.BAD_REQUEST, "field 'rooms' must hold objects")
+            rooms.append(
+                RoomInfo(
+                    name=_field(item, "name", str),
+                    members=_field(item, "members", int, default=0),
+                    topic=_field(item, "topic", str, default=""),
+                )
+            )
+        return cls(rooms=tuple(rooms))
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": self.TYPE,
+            "rooms": [
+                {"name": room.name, "members": room.members, "topic": room.topic}
+                for room in self.rooms
+            ],
+        }
+
+
+ClientFrame = (
+    Hello
+    | Say
+    | Who
+    | Bye
+    | Ping
+    | Pong
+    | HistoryRequest
+    | JoinRequest
+    | Part
+    | RoomsRequest
+    | TopicRequest
+    | DmRequest
+    | NickRequest
+)
+ServerFrame = (
+    Welcome
+    | Message
+    | Join
+    | Leave
+    | Topic
+    | Nick
+    | Dm
+    | Members
+    | Error
+    | Ping
+    | Pong
+    | History
+    | Joined
+    | Rooms
+)
 
 CLIENT_FRAMES: dict[str, Any] = {
-    frame.TYPE: frame for frame in (Hello, Say, Who, Bye, Ping, Pong, HistoryRequest)
+    frame.TYPE: frame
+    for frame in (
+        Hello,
+        Say,
+        Who,
+        Bye,
+        Ping,
+        Pong,
+        HistoryRequest,
+        JoinRequest,
+        Part,
+        RoomsRequest,
+        TopicRequest,
+        DmRequest,
+        NickRequest,
+    )
 }
 SERVER_FRAMES: dict[str, Any] = {
     frame.TYPE: frame
-    for frame in (Welcome, Message, Join, Leave, Members, Error, Ping, Pong, History)
+    for frame in (
+        Welcome,
+        Message,
+        Join,
+        Leave,
+        Topic,
+        Nick,
+        Dm,
+        Members,
+        Error,
+        Ping,
+        Pong,
+        History,
+        Joined,
+        Rooms,
+    )
 }
 
 

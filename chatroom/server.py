@@ -25,15 +25,22 @@ from chatroom.protocol import (
     MAX_TEXT_CHARS,
     PROTOCOL_VERSION,
     Bye,
+    DmRequest,
     Error,
     Hello,
     History,
     HistoryRequest,
+    JoinRequest,
     LeaveReason,
     Members,
+    NickRequest,
+    Part,
     Ping,
     Pong,
+    Rooms,
+    RoomsRequest,
     Say,
+    TopicRequest,
     Who,
     encode,
     parse_client_frame,
@@ -89,6 +96,9 @@ class ServerConfig:
     ping_timeout_s: float = PING_TIMEOUT_S
     max_connections: int = MAX_CONNECTIONS
     max_per_ip: int = MAX_CONNECTIONS_PER_IP
+    # Loopback peers (local bots, an SSH tunnel's end) share one address by nature, so
+    # the per-address limit skips them unless told otherwise.
+    exempt_loopback: bool = True
     password: str | None = None
     auth_failure_delay_s: float = AUTH_FAILURE_DELAY_S
     history_events: int = DEFAULT_HISTORY_EVENTS
@@ -107,7 +117,7 @@ class StreamOutbox:
 
     def __init__(self, conn: _Connection) -> None:
         self._conn = conn
-        self._transport: asyncio.WriteTransport = conn.writer.transport  # type: ignore[assignment]
+        self._transport: asyncio.WriteTransport = conn.writer.transport
         self._over_soft_since: float | None = None
         self.closed = False
 
@@ -168,7 +178,7 @@ class _Connection:
 
     # ------------------------------------------------------------------ output
 
-    def reply(self, frame: Error | Members | Ping | Pong | History) -> None:
+    def reply(self, frame: Error | Members | Ping | Pong | History | Rooms) -> None:
         """Send a frame to this connection alone, at once."""
         self.outbox.send(encode(frame))
 
@@ -317,17 +327,26 @@ class _Connection:
                 await self._hello(frame)
             case _ if self.member is None:
                 raise ProtocolError(ErrorCode.NOT_JOINED, f"send hello before {frame.TYPE}")
-            case Say(text=text, nonce=nonce):
-                hub.say(self.member, text, nonce=nonce)
+            case Say(text=text, nonce=nonce, room=room, action=action):
+                hub.say(self.member, text, room, nonce=nonce, action=action)
             case HistoryRequest(room=room, before=before, limit=limit):
-                if room not in self.member.rooms:
-                    raise ProtocolError(ErrorCode.NOT_JOINED, f"not a member of {room[:40]!r}")
-                events, more = hub.history_page(room, before, min(limit, MAX_HISTORY_PAGE))
+                page = min(limit, MAX_HISTORY_PAGE)
+                events, more = hub.history_page(self.member, room, before, page)
                 self.reply(History(room=room, events=tuple(events), more=more))
-            case Who():
-                self.reply(
-                    Members(room=next(iter(self.member.rooms)), members=tuple(hub.members()))
-                )
+            case JoinRequest(room=room, resume_after=resume_after):
+                hub.join_room(self.member, room, resume_after=resume_after)
+            case Part(room=room):
+                hub.part(self.member, room)
+            case RoomsRequest():
+                self.reply(Rooms(rooms=tuple(hub.rooms())))
+            case TopicRequest(room=room, text=text):
+                hub.set_topic(self.member, room, text)
+            case DmRequest(to=to, text=text, nonce=nonce, action=action):
+                hub.dm(self.member, to, text, nonce=nonce, action=action)
+            case NickRequest(name=name):
+                hub.rename(self.member, name)
+            case Who(room=room):
+                self.reply(Members(room=room, members=tuple(hub.members(room))))
 
     async def _hello(self, hello: Hello) -> None:
         config = self.server.config
@@ -414,8 +433,8 @@ class ChatServer:
             conn.error(ErrorCode.SERVER_FULL, "the server is full; try again later")
             writer.transport.close()
             return
-        loopback = _is_loopback(conn.peer_host)
-        if not loopback and self._per_ip.get(conn.peer_host, 0) >= config.max_per_ip:
+        exempt = config.exempt_loopback and _is_loopback(conn.peer_host)
+        if not exempt and self._per_ip.get(conn.peer_host, 0) >= config.max_per_ip:
             conn.error(
                 ErrorCode.TOO_MANY_CONNECTIONS,
                 f"at most {config.max_per_ip} connections from one address",
@@ -425,7 +444,7 @@ class ChatServer:
         task = asyncio.current_task()
         assert task is not None
         self._tasks[task] = conn
-        if not loopback:
+        if not exempt:
             self._per_ip[conn.peer_host] = self._per_ip.get(conn.peer_host, 0) + 1
         try:
             await conn.run()
@@ -434,7 +453,7 @@ class ChatServer:
             conn.drop(LeaveReason.DISCONNECTED)
         finally:
             del self._tasks[task]
-            if not loopback:
+            if not exempt:
                 left = self._per_ip[conn.peer_host] - 1
                 if left:
                     self._per_ip[conn.peer_host] = left

@@ -19,7 +19,9 @@ __all__ = ["NAME_COLOURS", "inert", "name_colour", "truncate"]
 
 # Characters that change how the text around them is ordered or shown: bidi embeddings,
 # overrides and isolates, and the invisible marks around them.
-_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 # Categories that never reach a terminal raw: controls (C0, DEL, C1), format characters,
 # line/paragraph separators, surrogates, private use and unassigned code points.
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})

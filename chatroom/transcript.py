@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from chatroom.protocol import Event, Join, Leave, Message
+from chatroom.protocol import Dm, Event, Join, Leave, Message, Nick, Topic
 from chatroom.text import inert
 
 __all__ = [
@@ -34,15 +34,25 @@ DEFAULT_TRANSCRIPT_BACKUPS = 5
 
 def format_event_line(event: Event) -> str:
     """One transcript line for ``event``, newline included: time, room, who, what."""
-    room = inert(event.room)
+    where = f"#{inert(event.room)}" if event.room else "(private)"
     match event:
+        case Message(sender=sender, text=text, action=True):
+            body = f"* {inert(sender)} {inert(text)}"
         case Message(sender=sender, text=text):
             body = f"<{inert(sender)}> {inert(text)}"
         case Join(name=name):
             body = f"--> {inert(name)} joined"
         case Leave(name=name, reason=reason):
             body = f"<-- {inert(name)} left ({inert(reason)})"
-    return f"{event.ts} #{room} {body}\n"
+        case Topic(sender=sender, text=text):
+            body = f"-!- {inert(sender)} set the topic: {inert(text)}"
+        case Nick(old=old, new=new):
+            body = f"-!- {inert(old)} is now known as {inert(new)}"
+        case Dm(sender=sender, to=to, text=text, action=True):
+            body = f"* {inert(sender)} -> {inert(to)}: {inert(text)}"
+        case Dm(sender=sender, to=to, text=text):
+            body = f"<{inert(sender)} -> {inert(to)}> {inert(text)}"
+    return f"{event.ts} {where} {body}\n"
 
 
 class Transcript:
@@ -59,8 +69,10 @@ class Transcript:
         *,
         max_bytes: int = DEFAULT_TRANSCRIPT_MAX_BYTES,
         backups: int = DEFAULT_TRANSCRIPT_BACKUPS,
+        log_private: bool = True,
     ) -> None:
         self.path = path
+        self.log_private = log_private
         self.max_bytes = max_bytes
         self.backups = backups
         self._fd: int | None = None
@@ -81,7 +93,15 @@ class Transcript:
 
     def append(self, events: Sequence[Event]) -> None:
         """Write one line per event in a single write, rotating first when due."""
-        data = "".join([format_event_line(event) for event in events]).encode("utf-8")
+        data = "".join(
+            [
+                format_event_line(event)
+                for event in events
+                if self.log_private or not isinstance(event, Dm)
+            ]
+        ).encode("utf-8")
+        if not data:
+            return
         try:
             if self._fd is None:
                 self._open()

@@ -182,7 +182,7 @@ def test_welcome_skips_history_events_of_unknown_types() -> None:
             "name": "a",
             "members": ["a"],
             "history": [
-                {"type": "topic", "id": 1},
+                {"type": "poll", "id": 1},
                 {"type": "join", "id": 2, "ts": "t", "room": "lobby", "name": "b"},
             ],
         }
