@@ -1,0 +1,284 @@
+"""The ``--plain`` line mode: each stdin line is said in the room, each event is a stdout line.
+
+Made for scripts and bots (``printf 'a\\nb\\n' | chatroom-tui host:5000 --name bot --plain``):
+one message is in flight at a time, a ``rate_limited`` answer is retried after a short
+pause, and at the end of input it waits until the server echoed every line back (its
+acknowledgement) before saying ``bye``. Every untrusted string is printed through
+:func:`~chatroom.text.inert`, so nothing a stranger sends can drive the terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import ssl
+import sys
+import threading
+from collections.abc import AsyncIterable, AsyncIterator
+from datetime import datetime
+from typing import BinaryIO, TextIO
+
+from chatroom import protocol
+from chatroom.client import ClientConnection, ConnectError, ConnectionClosed, ServerError
+from chatroom.framing import ErrorCode
+from chatroom.text import inert
+
+__all__ = [
+    "ACK_TIMEOUT_S",
+    "JOIN_TIMEOUT_S",
+    "RATE_LIMIT_RETRY_S",
+    "format_event",
+    "main_plain",
+    "run_plain",
+    "stdin_lines",
+]
+
+# How long one line may go unacknowledged (retries after rate_limited start it afresh)
+# before the client gives up on the server: a few seconds, so a script never hangs.
+ACK_TIMEOUT_S = 5.0
+JOIN_TIMEOUT_S = 15.0
+# The server's bucket refills 5 tokens a second (protocol-v1 default): one is back in 0.2 s.
+RATE_LIMIT_RETRY_S = 0.3
+# Lines read ahead of the network; the reader thread blocks beyond this.
+STDIN_QUEUE_LINES = 256
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+_PROG = "chatroom-tui"
+
+
+def _clock(ts: str) -> str:
+    try:
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone().strftime("%H:%M:%S")
+    except ValueError:
+        return inert(ts[11:19])
+
+
+def format_event(event: protocol.Event) -> str:
+    """One event as one inert line: ``HH:MM:SS <alice> hi``, ``--> bob joined``..."""
+    clock = _clock(event.ts)
+    match event:
+        case protocol.Message(sender=sender, text=text):
+            return f"{clock} <{inert(sender)}> {inert(text)}"
+        case protocol.Join(name=name):
+            return f"{clock} --> {inert(name)} joined"
+        case protocol.Leave(name=name, reason=reason):
+            return f"{clock} <-- {inert(name)} left ({inert(reason)})"
+
+
+def _explain_refusal(exc: ServerError) -> str:
+    if exc.code == ErrorCode.AUTH_FAILED:
+        return f"{inert(exc.message or exc.code)}: pass --password or set CHATROOM_PASSWORD"
+    return f"the server refused to let us in: {inert(str(exc))}"
+
+
+class _Session:
+    """A joined connection: prints events, delivers lines one at a time."""
+
+    def __init__(self, conn: ClientConnection, me: str, out: TextIO, err: TextIO) -> None:
+        self.conn = conn
+        self.me = me
+        self.out = out
+        self.err = err
+        self.waiting: tuple[str, asyncio.Future[protocol.Error | None]] | None = None
+        self.lost: str | None = None
+        self.unsent = 0
+
+    def say_line(self, line: str) -> None:
+        self.out.write(line + "\n")
+        self.out.flush()
+
+    def complain(self, line: str) -> None:
+        self.err.write(f"{_PROG}: {line}\n")
+        self.err.flush()
+
+    async def read_frames(self) -> None:
+        """Print every event until the connection ends; settle the waiting line."""
+        while True:
+            try:
+                frame = await self.conn.recv()
+            except ConnectionClosed as exc:
+                self.lost = str(exc)
+                if self.waiting is not None and not self.waiting[1].done():
+                    self.waiting[1].set_exception(ConnectionClosed(str(exc)))
+                return
+            match frame:
+                case protocol.Message() | protocol.Join() | protocol.Leave():
+                    self.say_line(format_event(frame))
+                    if (
+                        isinstance(frame, protocol.Message)
+                        and frame.sender == self.me
+                        and self.waiting is not None
+                        and frame.text == self.waiting[0]
+                        and not self.waiting[1].done()
+                    ):
+                        self.waiting[1].set_result(None)
+                case protocol.Error():
+                    # Only says are ever sent, so an error while one waits is about it.
+                    if self.waiting is not None and not self.waiting[1].done():
+                        self.waiting[1].set_result(frame)
+                    else:
+                        self.complain(f"server: {inert(frame.message or frame.code)}")
+                case _:
+                    pass
+
+    async def deliver(self, text: str) -> None:
+        """Say ``text`` and wait for its echo, resending while the server rate-limits."""
+        loop = asyncio.get_running_loop()
+        while True:
+            answer: asyncio.Future[protocol.Error | None] = loop.create_future()
+            self.waiting = (text, answer)
+            try:
+                await self.conn.say(text)
+                async with asyncio.timeout(ACK_TIMEOUT_S):
+                    error = await answer
+            except TimeoutError:
+                raise ConnectionClosed(
+                    f"no acknowledgement from the server within {ACK_TIMEOUT_S:g} s"
+                ) from None
+            finally:
+                self.waiting = None
+            if error is None:
+                return
+            if error.code == ErrorCode.RATE_LIMITED:
+                # A deliberate pause for the server's bucket to refill, not a wait on state.
+                await asyncio.sleep(RATE_LIMIT_RETRY_S)
+                continue
+            self.unsent += 1
+            self.complain(f"not sent: {inert(error.message or error.code)}")
+            return
+
+    async def send_lines(self, lines: AsyncIterable[str]) -> None:
+        async for line in lines:
+            text = line.rstrip("\r\n")
+            if text.strip():
+                await self.deliver(text)
+
+    async def run(self, lines: AsyncIterable[str]) -> int:
+        reader = asyncio.create_task(self.read_frames())
+        sender = asyncio.create_task(self.send_lines(lines))
+        try:
+            await asyncio.wait({reader, sender}, return_when=asyncio.FIRST_COMPLETED)
+            if sender.done():
+                try:
+                    sender.result()
+                except ConnectionClosed as exc:
+                    self.complain(str(exc))
+                    return EXIT_FAILED
+                return EXIT_FAILED if self.unsent else EXIT_OK
+            self.complain(f"connection lost: {self.lost}")
+            return EXIT_FAILED
+        finally:
+            for task in (reader, sender):
+                task.cancel()
+            await asyncio.gather(reader, sender, return_exceptions=True)
+
+
+async def run_plain(
+    host: str,
+    port: int,
+    name: str,
+    *,
+    lines: AsyncIterable[str],
+    password: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Join as ``name``, say each of ``lines``, print events; the exit status.
+
+    Returns:
+        0 when every line was acknowledged and the input ended; 1 when the server could
+        not be reached, refused us, went away, or a line was not delivered.
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        conn = await ClientConnection.connect(host, port, ssl_context=ssl_context)
+    except ConnectError as exc:
+        err.write(f"{_PROG}: cannot connect: {exc}\n")
+        return EXIT_FAILED
+    try:
+        try:
+            async with asyncio.timeout(JOIN_TIMEOUT_S):
+                welcome = await conn.hello(name, password)
+        except ServerError as exc:
+            err.write(f"{_PROG}: {_explain_refusal(exc)}\n")
+            return EXIT_FAILED
+        except ConnectionClosed as exc:
+            err.write(f"{_PROG}: {exc}\n")
+            return EXIT_FAILED
+        except TimeoutError:
+            err.write(f"{_PROG}: no welcome from the server within {JOIN_TIMEOUT_S:g} s\n")
+            return EXIT_FAILED
+        session = _Session(conn, welcome.name, out, err)
+        for event in welcome.history:
+            session.say_line(format_event(event))
+        return await session.run(lines)
+    finally:
+        await conn.close()  # bye, unless the server already closed
+
+
+async def stdin_lines(stream: BinaryIO) -> AsyncIterator[str]:
+    """Lines of ``stream`` (UTF-8, bad bytes replaced), read by a helper thread.
+
+    A thread, because event-loop pipes refuse regular files (``< lines.txt``) and a
+    blocked terminal read must not keep the process alive: it is a daemon thread.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue(STDIN_QUEUE_LINES)
+
+    def pump() -> None:
+        try:
+            for raw in iter(stream.readline, b""):
+                line = raw.decode("utf-8", "replace")
+                asyncio.run_coroutine_threadsafe(queue.put(line), loop).result()
+        except Exception:  # the loop is gone or stdin broke: either way, that is EOF
+            pass
+        finally:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=pump, name="stdin", daemon=True).start()
+    while (line := await queue.get()) is not None:
+        yield line
+
+
+async def _main(
+    host: str, port: int, name: str, password: str | None, ssl_context: ssl.SSLContext | None
+) -> int:
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    if task is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            # SIGTERM leaves as Ctrl-C does: cancelled, the connection still says bye.
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    return await run_plain(
+        host,
+        port,
+        name,
+        lines=stdin_lines(sys.stdin.buffer),
+        password=password,
+        ssl_context=ssl_context,
+    )
+
+
+def main_plain(
+    host: str,
+    port: int,
+    name: str,
+    password: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> int:
+    """Run the line mode on stdin/stdout until input ends; the process exit status."""
+    # Terminals that cannot show a character get a replacement, never a traceback.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="replace")  # type: ignore[union-attr]
+    try:
+        return asyncio.run(_main(host, port, name, password, ssl_context))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_FAILED
