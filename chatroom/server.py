@@ -503,4 +503,7 @@ def display_addresses(bind_host: str, port: int, interface_hosts: Iterable[str])
     hosts = list(interface_hosts) if wildcard else [bind_host]
     if bind_host == "0.0.0.0":
         hosts = [host for host in hosts if ":" not in host]
+    elif bind_host == "::":
+        # asyncio sets IPV6_V6ONLY on the sockets it binds, so "::" serves IPv6 alone.
+        hosts = [host for host in hosts if ":" in host]
     return [f"[{host}]:{port}" if ":" in host else f"{host}:{port}" for host in hosts]
