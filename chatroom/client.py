@@ -156,14 +156,19 @@ class ClientConnection:
             self._closed = True
             raise ConnectionClosed(f"the connection was lost ({exc})") from exc
 
-    async def hello(self, name: str, password: str | None = None) -> Welcome:
+    async def hello(
+        self, name: str, password: str | None = None, *, resume_after: int | None = None
+    ) -> Welcome:
         """Join as ``name``. On a refusal the connection stays open for another try.
+
+        With ``resume_after`` (the id of the last event seen before a disconnect) the
+        server replays what was missed as ordinary frames after the welcome.
 
         Raises:
             ServerError: the server refused (``name_taken``, ``invalid_name``...).
             ConnectionClosed: the server closed instead of answering.
         """
-        await self.send(Hello(name=name, password=password))
+        await self.send(Hello(name=name, password=password, resume_after=resume_after))
         while True:
             frame = await self.recv()
             if isinstance(frame, Welcome):
@@ -172,9 +177,9 @@ class ClientConnection:
             if isinstance(frame, Error):
                 raise ServerError(frame.code, frame.message)
 
-    async def say(self, text: str) -> None:
-        """Send a message to the room."""
-        await self.send(Say(text=text))
+    async def say(self, text: str, *, nonce: str | None = None) -> None:
+        """Send a message to the room; a ``nonce`` comes back in its message event."""
+        await self.send(Say(text=text, nonce=nonce))
 
     async def who(self) -> None:
         """Ask for the member list (the answer arrives as a ``members`` frame)."""
