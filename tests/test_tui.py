@@ -480,3 +480,77 @@ def test_backoff_doubles_from_one_second_to_thirty_with_jitter(
 ) -> None:
     """Reconnect delays double from 1 s, stop at 30 s, and move by up to a fifth."""
     assert backoff_delay(failures, rand=lambda: rand) == pytest.approx(expected)
+
+
+async def test_reconnect_resumes_without_gaps_or_repeats(chat_server: RunningServer) -> None:
+    """After a lost connection the app asks the server to resume: what was said while it
+    was away appears once, and nothing seen before is shown again."""
+    bob = await chat_server.client("bob")
+    await bob.say("before")
+    app = ChatApp(chat_server.host, chat_server.port, name="alice")
+    app.reconnect_initial_s = 60
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app), "joining")
+        await until(pilot, lambda: shown(app, "bob: before"), "the history")
+        assert app.conn is not None
+        app.conn._writer.transport.abort()  # the network drops the connection
+        await expect(bob, protocol.Leave, where=lambda f: f.name == "alice")
+        await bob.say("while you were away")
+        await until(pilot, lambda: app.status.retry_at is not None, "the reconnect wait")
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: connected(app) and shown(app, "back in #lobby"), "rejoining")
+        await until(pilot, lambda: shown(app, "bob: while you were away"), "the missed message")
+        assert app.conn is not None and app.conn.welcome is not None
+        assert app.conn.welcome.resumed
+        texts = entries(app)
+        assert sum("bob: before" in t for t in texts) == 1
+        assert sum("bob: while you were away" in t for t in texts) == 1
+        away = next(i for i, t in enumerate(texts) if "while you were away" in t)
+        back = next(i for i, t in enumerate(texts) if "back in #lobby" in t)
+        assert away < back
+    await bob.close()
+
+
+async def test_me_msg_nick_and_topic(chat_server: RunningServer) -> None:
+    """/me sends an action, /msg a private message, /nick renames, /topic sets the topic."""
+    bob = await chat_server.client("bob")
+    app = ChatApp(chat_server.host, chat_server.port, name="alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app), "joining")
+        await type_line(pilot, "/me waves")
+        said = await expect(bob, protocol.Message, where=lambda m: m.sender == "alice")
+        assert said.action and said.text == "waves"
+        await until(pilot, lambda: shown(app, "* alice waves"), "the action")
+
+        await type_line(pilot, "/msg bob just between us")
+        private = await expect(bob, protocol.Dm)
+        assert (private.sender, private.to, private.text) == ("alice", "bob", "just between us")
+        await until(pilot, lambda: shown(app, "private alice → bob: just between us"), "the dm")
+        await until(pilot, lambda: not app.outbox, "the dm's acknowledgement")
+
+        await type_line(pilot, "/topic release on Friday")
+        await until(pilot, lambda: shown(app, "alice set the topic: release on Friday"), "topic")
+
+        await type_line(pilot, "/nick alicia")
+        await until(pilot, lambda: shown(app, "alice is now known as alicia"), "the rename")
+        assert app.joined_name == "alicia"
+        assert "alicia" in app.member_list.names and "alice" not in app.member_list.names
+        await type_line(pilot, "renamed")
+        said = await expect(bob, protocol.Message, where=lambda m: m.text == "renamed")
+        assert said.sender == "alicia"
+        await until(pilot, lambda: not app.outbox, "the acknowledgement")
+    await bob.close()
+
+
+async def test_private_message_to_nobody_is_refused_not_lost(chat_server: RunningServer) -> None:
+    """A /msg to a name nobody has is reported and leaves the queue, so later lines go out."""
+    bob = await chat_server.client("bob")
+    app = ChatApp(chat_server.host, chat_server.port, name="alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app), "joining")
+        await type_line(pilot, "/msg nobody hello?")
+        await until(pilot, lambda: shown(app, "not sent"), "the refusal")
+        await type_line(pilot, "still here")
+        said = await expect(bob, protocol.Message, where=lambda m: m.sender == "alice")
+        assert said.text == "still here"
+    await bob.close()

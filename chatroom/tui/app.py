@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import random
 import re
+import secrets
 import ssl
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import ClassVar
 
@@ -25,7 +25,7 @@ from textual.widgets import Footer, Input
 from chatroom import __version__, protocol
 from chatroom.client import ClientConnection, ConnectError, ConnectionClosed, ServerError
 from chatroom.framing import ErrorCode
-from chatroom.text import inert, name_colour
+from chatroom.text import inert, name_colour, truncate
 from chatroom.tui import commands
 from chatroom.tui.messages import (
     Connected,
@@ -55,8 +55,6 @@ __all__ = [
     "backoff_delay",
 ]
 
-log = logging.getLogger(__name__)
-
 # Reconnect pacing: 1 s doubling to 30 s, as most chat and MQTT clients do, with jitter so
 # that everyone dropped by one server restart does not come back in the same instant.
 RECONNECT_INITIAL_S = 1.0
@@ -66,8 +64,15 @@ RECONNECT_JITTER = 0.2
 JOIN_TIMEOUT_S = 15.0
 # The server refills 5 tokens a second (protocol-v1 default), so one is back in 0.2 s.
 RATE_LIMIT_RETRY_S = 0.3
-# Ids of events already shown, so a reconnect's history does not repeat them.
+# Ids of events already shown, so a reconnect's history does not repeat them (for servers
+# without resume; with it the server sends each event once).
 SEEN_EVENTS_KEPT = 1000
+# The topic is cut in the status line; the pane shows it whole.
+STATUS_TOPIC_CHARS = 40
+# Request errors that mean the request in flight went nowhere and never will.
+_REFUSED_SENDS = frozenset(
+    {ErrorCode.TOO_LONG, ErrorCode.BAD_REQUEST, ErrorCode.NO_SUCH_MEMBER, ErrorCode.NOT_JOINED}
+)
 
 
 def backoff_delay(
@@ -98,6 +103,29 @@ class _Outcome:
     show: bool = True
 
 
+@dataclass
+class _Outgoing:
+    """A message typed and not yet acknowledged (its echo has not come back)."""
+
+    text: str
+    nonce: str
+    to: str | None = None
+    action: bool = False
+    sent: bool = field(default=False, compare=False)
+
+    def frame(self) -> protocol.Say | protocol.DmRequest:
+        if self.to is not None:
+            return protocol.DmRequest(
+                to=self.to, text=self.text, nonce=self.nonce, action=self.action
+            )
+        return protocol.Say(text=self.text, nonce=self.nonce, action=self.action)
+
+    def label(self) -> str:
+        """How the pending list shows it (untrusted parts are made inert by the view)."""
+        text = f"* {self.text}" if self.action else self.text
+        return f"→ {self.to}: {text}" if self.to is not None else text
+
+
 def _local_time(ts: str) -> datetime | None:
     try:
         return datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone()
@@ -105,9 +133,9 @@ def _local_time(ts: str) -> datetime | None:
         return None
 
 
-def _clock(ts: str) -> str:
-    moment = _local_time(ts)
-    return moment.strftime("%H:%M") if moment else inert(ts[11:16])
+def _name(name: str) -> tuple[str, str]:
+    """A name as a ``Text.assemble`` part: inert, bold, in its colour."""
+    return inert(name), f"bold {name_colour(name)}"
 
 
 class ChatApp(App[int]):
@@ -134,6 +162,9 @@ class ChatApp(App[int]):
         Binding("pagedown", "scroll_page(1)", "Scroll down", show=False),
     ]
 
+    #: The first reconnect delay; tests may lower it on an instance.
+    reconnect_initial_s = RECONNECT_INITIAL_S
+
     def __init__(
         self,
         host: str,
@@ -151,15 +182,21 @@ class ChatApp(App[int]):
         self.conn: ClientConnection | None = None
         self.joined_name: str | None = None
         self.room = ""
+        self.topic = ""
         self.members: list[str] = []
-        # Typed and not yet acknowledged by the server; the head is in flight when
-        # ``in_flight`` is set. One at a time keeps order and makes a rate_limited
-        # answer unambiguous (it can only be about the say in flight).
-        self.outbox: deque[str] = deque()
-        self.in_flight: str | None = None
+        # Typed and not yet acknowledged. Only the head is ever on the wire, and only
+        # once the room's replay is over (``_replay_done``): one at a time keeps the order and
+        # makes a rate_limited answer unambiguous; the nonce makes a resend after a
+        # reconnect exactly-once.
+        self.outbox: deque[_Outgoing] = deque()
+        self.in_flight: _Outgoing | None = None
+        self._replay_done = False
+        self._nonce_prefix = secrets.token_hex(4)
+        self._nonces = 0
         self._resend_timer: Timer | None = None
         self._retry_now = asyncio.Event()
         self._seen: dict[int, str] = {}
+        self._last_event_id: int | None = None
         self._last_day: date = datetime.now().astimezone().date()
         self._last_failure = ""
         self._joins = 0
@@ -215,7 +252,7 @@ class ChatApp(App[int]):
             try:
                 outcome = await self._session(attempt)
             except Exception as exc:  # a bug here must cost a reconnect, never the app
-                log.exception("connection worker failed")
+                self.log.error("connection worker failed", exc)
                 outcome = _Outcome(f"internal error: {exc!r}")
             if self._quitting:
                 return
@@ -233,14 +270,9 @@ class ChatApp(App[int]):
             failures += 1
             delay = backoff_delay(failures, initial_s=self.reconnect_initial_s)
             self.post_message(RetryScheduled(delay, outcome.reason))
-            try:
+            with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._retry_now.wait()
-            except TimeoutError:
-                pass
-
-    #: The first reconnect delay; tests may lower it on an instance.
-    reconnect_initial_s = RECONNECT_INITIAL_S
 
     async def _session(self, attempt: int) -> _Outcome:
         """One connection, from connect to loss."""
@@ -276,11 +308,16 @@ class ChatApp(App[int]):
     async def _join(self, conn: ClientConnection) -> protocol.Welcome | _Outcome:
         """Send hello until the server welcomes us, asking for a new name or a password."""
         prompted = False
+        # After a loss, ask for what was missed: the server replays it without gaps or
+        # repeats (an extension; a server without it sends the usual history instead).
+        resume_after = self._last_event_id if self._joins else None
         while True:
             assert self.chat_name is not None
             try:
                 async with asyncio.timeout(JOIN_TIMEOUT_S):
-                    return await conn.hello(self.chat_name, self.password)
+                    return await conn.hello(
+                        self.chat_name, self.password, resume_after=resume_after
+                    )
             except TimeoutError:
                 return _Outcome(f"no welcome from {self.where} in {JOIN_TIMEOUT_S:g} s")
             except ConnectionClosed as exc:
@@ -288,9 +325,9 @@ class ChatApp(App[int]):
                 # closed the socket; that is no failure, just connect again.
                 return _Outcome(str(exc), retry_at_once=prompted, show=not prompted)
             except ServerError as exc:
-                self.post_message(JoinRefused(exc.code, exc.message or exc.code))
                 if exc.code == ErrorCode.HANDSHAKE_TIMEOUT and prompted:
                     return _Outcome("joining again", retry_at_once=True, show=False)
+                self.post_message(JoinRefused(exc.code, exc.message or exc.code))
                 if exc.code == ErrorCode.AUTH_FAILED:
                     password = await self._ask(
                         PromptScreen(
@@ -310,9 +347,7 @@ class ChatApp(App[int]):
                 if exc.code in (ErrorCode.NAME_TAKEN, ErrorCode.INVALID_NAME):
                     name = await self._ask(
                         PromptScreen(
-                            "Choose another name",
-                            exc.message or exc.code,
-                            value=self.chat_name,
+                            "Choose another name", exc.message or exc.code, value=self.chat_name
                         )
                     )
                     if name is None:
@@ -343,6 +378,7 @@ class ChatApp(App[int]):
     async def on_connected(self, message: Connected) -> None:
         welcome = message.welcome
         self.conn = message.connection
+        self._replay_done = False
         self.joined_name = self.chat_name = welcome.name
         self.room = welcome.room
         self.members = list(welcome.members)
@@ -354,19 +390,30 @@ class ChatApp(App[int]):
         status.member_count = len(self.members)
         status.set_state("connected")
         self.member_list.show(self.members, welcome.name)
+        if welcome.gap:
+            self._notice(
+                Text("some events from while you were away are no longer stored", "yellow")
+            )
         fresh = [e for e in welcome.history if self._seen.get(e.id) != e.ts]
         if fresh:
             label = "earlier messages" if self._joins == 0 else "while you were away"
             self._rule(Text(label, style="dim"))
             for event in fresh:
+                self._acknowledges(event)
                 self._show_event(event, history=True)
         self._joins += 1
-        await self._pump()
 
     async def on_frame_received(self, message: FrameReceived) -> None:
         frame = message.frame
         match frame:
-            case protocol.Message() | protocol.Join() | protocol.Leave():
+            case (
+                protocol.Message()
+                | protocol.Join()
+                | protocol.Leave()
+                | protocol.Topic()
+                | protocol.Nick()
+                | protocol.Dm()
+            ):
                 await self._live_event(frame)
             case protocol.Members(members=members):
                 self.members = list(members)
@@ -380,18 +427,16 @@ class ChatApp(App[int]):
             case protocol.Error(code=code, message=text):
                 await self._server_error(code, text)
             case _:
-                pass  # welcome again, pong: nothing to show
+                pass  # pongs, and answers to requests this client does not make
 
     async def _live_event(self, event: protocol.Event) -> None:
         me = self.joined_name
+        acked = self._acknowledges(event)
         match event:
-            case protocol.Message(sender=sender, text=text) if sender == me:
-                if self.in_flight is not None and text == self.in_flight:
-                    self._acknowledged()
-                    self._show_event(event)
-                    await self._pump()
-                    return
-            case protocol.Join(name=name) if name != me:
+            case protocol.Join(name=name) if name == me:
+                # The replay of missed events (after a resume) is over: send what waits.
+                self._replay_done = True
+            case protocol.Join(name=name):
                 if name not in self.members:
                     self.members.append(name)
                 self._members_changed()
@@ -399,11 +444,23 @@ class ChatApp(App[int]):
                 if name in self.members:
                     self.members.remove(name)
                 self._members_changed()
+            case protocol.Nick(old=old, new=new):
+                self.members = [new if m == old else m for m in self.members]
+                if old == me:
+                    self.joined_name = self.chat_name = self.status.who = new
+                self._members_changed()
+            case protocol.Topic(text=text):
+                self.topic = text
+                self.status.detail = truncate(inert(text), STATUS_TOPIC_CHARS)
+                self.status.redraw()
         self._show_event(event)
+        if acked or isinstance(event, protocol.Join):
+            await self._pump()
 
     def on_disconnected(self, message: Disconnected) -> None:
         self.conn = None
         self.in_flight = None
+        self._replay_done = False
         self._cancel_resend()
         self.status.set_state("disconnected", message.reason)
         self.member_list.show(self.members, self.joined_name, online=False)
@@ -437,22 +494,43 @@ class ChatApp(App[int]):
 
     # ------------------------------------------------------------------ sending
 
+    def _queue(self, text: str, *, to: str | None = None, action: bool = False) -> None:
+        self._nonces += 1
+        self.outbox.append(_Outgoing(text, f"{self._nonce_prefix}-{self._nonces}", to, action))
+
     async def _pump(self) -> None:
-        """Send the next queued message if the connection is free for one."""
+        """Send the head of the outbox if the connection is ready and nothing is in flight."""
         conn = self.conn
-        if conn is not None and self.in_flight is None and self.outbox:
-            self.in_flight = self.outbox[0]
+        if conn is not None and self._replay_done and self.in_flight is None and self.outbox:
+            head = self.in_flight = self.outbox[0]
+            head.sent = True
             try:
-                await conn.say(self.in_flight)
+                await conn.send(head.frame())
             except ConnectionClosed:
                 self.in_flight = None  # the worker sees the loss too and reconnects
         self._show_pending()
 
-    def _acknowledged(self) -> None:
+    def _acknowledges(self, event: protocol.Event) -> bool:
+        """If ``event`` is the echo of the outbox's head, take the head off; say so."""
+        if not self.outbox or not isinstance(event, protocol.Message | protocol.Dm):
+            return False
+        head = self.outbox[0]
+        if event.sender != self.joined_name or isinstance(event, protocol.Dm) != (
+            head.to is not None
+        ):
+            return False
+        if event.nonce is not None:
+            matches = event.nonce == head.nonce
+        else:
+            # A server that does not echo nonces: the text of our own, unseen message.
+            matches = head.sent and event.text == head.text
+        if not matches:
+            return False
         self.outbox.popleft()
         self.in_flight = None
         self._cancel_resend()
         self._show_pending()
+        return True
 
     def _cancel_resend(self) -> None:
         if self._resend_timer is not None:
@@ -471,13 +549,12 @@ class ChatApp(App[int]):
             self._cancel_resend()
             self._resend_timer = self.set_timer(RATE_LIMIT_RETRY_S, self._resend)
             return
-        if code in (ErrorCode.TOO_LONG, ErrorCode.BAD_REQUEST) and self.in_flight is not None:
+        if code in _REFUSED_SENDS and self.in_flight is not None:
             unsent = self.outbox.popleft()
             self.in_flight = None
             self._notice(Text.assemble(("not sent: ", "bold red"), inert(text or code)))
-            field = self.input_line
-            if not field.value:
-                field.value = unsent  # give it back to shorten or fix
+            if not self.input_line.value and unsent.to is None and not unsent.action:
+                self.input_line.value = unsent.text  # give it back to shorten or fix
             await self._pump()
             return
         self._notice(
@@ -486,27 +563,55 @@ class ChatApp(App[int]):
             )
         )
 
+    async def _request(self, frame: protocol.ClientFrame) -> None:
+        """Send a request that needs a live connection (who, nick, topic)."""
+        if self.conn is None:
+            self._notice(Text("not connected; try again once reconnected", style="yellow"))
+            return
+        with contextlib.suppress(ConnectionClosed):
+            await self.conn.send(frame)
+
     # ------------------------------------------------------------------ input
 
     @on(Input.Submitted, "#input")
     async def _submitted(self, event: Input.Submitted) -> None:
-        field = self.input_line
         line = event.value
-        field.clear()
-        field.remember(line)
+        self.input_line.clear()
+        self.input_line.remember(line)
         match commands.parse_command(line):
             case commands.SendText(text=text):
-                self.outbox.append(text)
-                self.pane.jump_to_end()
-                await self._pump()
+                self._queue(text)
+            case commands.Action(text=text):
+                self._queue(text, action=True)
+            case commands.PrivateMessage(to=to, text=text):
+                self._queue(text, to=to)
             case commands.Help():
                 self.action_help()
+                return
             case commands.Who():
-                await self._who()
+                if self.conn is None:
+                    names = ", ".join(inert(n) for n in sorted(self.members, key=str.casefold))
+                    self._notice(Text(f"not connected; last known members: {names or 'none'}"))
+                else:
+                    await self._request(protocol.Who(room=self.room or protocol.DEFAULT_ROOM))
+                return
+            case commands.Nick(name=name):
+                await self._request(protocol.NickRequest(name=name))
+                return
+            case commands.SetTopic(text=text):
+                await self._request(
+                    protocol.TopicRequest(room=self.room or protocol.DEFAULT_ROOM, text=text)
+                )
+                return
             case commands.Quit():
                 await self.action_quit()
+                return
             case commands.Clear():
                 self.pane.clear_entries()
+                return
+            case commands.Usage(hint=hint):
+                self._notice(Text.assemble("usage: ", (hint, "bold")))
+                return
             case commands.Unknown(name=name):
                 self._notice(
                     Text.assemble(
@@ -518,16 +623,11 @@ class ChatApp(App[int]):
                         " sends it as a message.",
                     )
                 )
+                return
             case commands.Empty():
-                pass
-
-    async def _who(self) -> None:
-        if self.conn is None:
-            names = ", ".join(inert(n) for n in sorted(self.members, key=str.casefold))
-            self._notice(Text(f"not connected; last known members: {names or 'none'}"))
-            return
-        with contextlib.suppress(ConnectionClosed):
-            await self.conn.who()
+                return
+        self.pane.jump_to_end()
+        await self._pump()
 
     # ------------------------------------------------------------------ actions
 
@@ -560,12 +660,12 @@ class ChatApp(App[int]):
 
     def action_help(self) -> None:
         """Show commands and keys in the pane."""
+        width = max(len(usage) for usage in commands.COMMANDS) + 2
         help_text = Text()
         help_text.append("Commands\n", style="bold")
-        for word, what in commands.COMMANDS.items():
-            help_text.append(f"  /{word:<8}", style="bold")
+        for usage, what in commands.COMMANDS.items():
+            help_text.append(f"  {usage:<{width}}", style="bold")
             help_text.append(f"{what}\n")
-        help_text.append("  //text    send text that starts with a slash\n")
         help_text.append("Keys\n", style="bold")
         for keys, what in (
             ("Enter", "send"),
@@ -575,18 +675,17 @@ class ChatApp(App[int]):
             ("Ctrl+R", "reconnect now"),
             ("Ctrl+Q", "quit (Ctrl+C too)"),
         ):
-            help_text.append(f"  {keys:<10}", style="bold")
+            help_text.append(f"  {keys:<{width}}", style="bold")
             help_text.append(f"{what}\n")
         help_text.rstrip()
         self.pane.add(PaneEntry(Text(""), help_text))
 
     def action_scroll_page(self, direction: int) -> None:
         """Scroll the conversation a page up (-1) or down (1)."""
-        pane = self.pane
         if direction < 0:
-            pane.scroll_page_up(animate=False)
+            self.pane.scroll_page_up(animate=False)
         else:
-            pane.scroll_page_down(animate=False)
+            self.pane.scroll_page_down(animate=False)
 
     # ------------------------------------------------------------------ showing
 
@@ -603,7 +702,8 @@ class ChatApp(App[int]):
         self.member_list.show(self.members, self.joined_name, online=self.conn is not None)
 
     def _show_pending(self) -> None:
-        self.pending_view.show(list(self.outbox), online=self.conn is not None)
+        labels = [item.label() for item in self.outbox]
+        self.pending_view.show(labels, online=self.conn is not None)
         self.status.pending = len(self.outbox)
         self.status.redraw()
 
@@ -618,44 +718,70 @@ class ChatApp(App[int]):
         self._seen[event.id] = event.ts
         if len(self._seen) > SEEN_EVENTS_KEPT:
             del self._seen[next(iter(self._seen))]
+        # The latest, not the highest: a server restarted without its store counts from 1.
+        self._last_event_id = event.id
         moment = _local_time(event.ts)
         if moment is not None and moment.date() != self._last_day:
             self._last_day = moment.date()
             self._rule(Text(moment.strftime("%A %d %B %Y"), style="dim"))
-        clock = moment.strftime("%H:%M") if moment else _clock(event.ts)
+        clock = Text(moment.strftime("%H:%M") if moment else inert(event.ts[11:16]), "dim")
         me = self.joined_name
+        entry: PaneEntry
         match event:
-            case protocol.Message(sender=sender, text=text):
-                prefix = Text.assemble(
-                    (clock, "dim"), " ", (inert(sender), f"bold {name_colour(sender)}"), ": "
-                )
-                body = Text(inert(text, keep_newlines=True))
+            case (
+                protocol.Message(sender=sender, text=text, action=action)
+                | protocol.Dm(sender=sender, text=text, action=action)
+            ):
+                parts: list[Text | tuple[str, str] | str] = [clock, " "]
+                if isinstance(event, protocol.Dm):
+                    parts += [("private ", "bold magenta"), _name(sender), " → ", _name(event.to)]
+                else:
+                    parts.append(_name(sender))
+                parts.append(" " if action else ": ")
+                if action:
+                    parts.insert(2, "* ")
+                body = Text(inert(text, keep_newlines=True), style="italic" if action else "")
                 mention = self._mentions_me(text) if sender != me else None
                 if mention is not None:
                     body.highlight_regex(mention, "bold underline")
-                entry = PaneEntry(prefix, body, mention=mention is not None and not history)
+                entry = PaneEntry(
+                    Text.assemble(*parts), body, mention=bool(mention) and not history
+                )
             case protocol.Join(name=name) if name == me and not history:
+                verb = "joined" if self._joins <= 1 else "back in"
                 self._rule(
-                    Text(f"you joined #{inert(event.room)} as {inert(name)} · {clock}", style="dim")
+                    Text(f"you {verb} #{inert(event.room)} as {inert(name)} · {clock}", "dim")
                 )
                 return
             case protocol.Join(name=name):
                 entry = PaneEntry(
-                    Text.assemble((clock, "dim"), " "),
-                    Text.assemble(
-                        ("→ ", "green"), (inert(name), name_colour(name)), " joined", style="dim"
-                    ),
+                    Text.assemble(clock, " "),
+                    Text.assemble(("→ ", "green"), (inert(name), name_colour(name)), " joined"),
                 )
+                entry.body.stylize("dim")
             case protocol.Leave(name=name, reason=reason):
                 why = "the server is shutting down" if reason == "shutdown" else inert(reason)
                 entry = PaneEntry(
-                    Text.assemble((clock, "dim"), " "),
+                    Text.assemble(clock, " "),
                     Text.assemble(
-                        ("← ", "red"),
-                        (inert(name), name_colour(name)),
-                        f" left ({why})",
-                        style="dim",
+                        ("← ", "red"), (inert(name), name_colour(name)), f" left ({why})"
                     ),
+                )
+                entry.body.stylize("dim")
+            case protocol.Nick(old=old, new=new):
+                entry = PaneEntry(
+                    Text.assemble(clock, " "),
+                    Text.assemble(
+                        (inert(old), name_colour(old)),
+                        " is now known as ",
+                        (inert(new), name_colour(new)),
+                    ),
+                )
+                entry.body.stylize("dim")
+            case protocol.Topic(sender=sender, text=text):
+                entry = PaneEntry(
+                    Text.assemble(clock, " "),
+                    Text.assemble(_name(sender), " set the topic: ", (inert(text), "italic")),
                 )
         if history:
             entry.prefix.stylize("dim")
