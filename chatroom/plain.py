@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import signal
 import ssl
 import sys
@@ -59,12 +60,22 @@ def format_event(event: protocol.Event) -> str:
     """One event as one inert line: ``HH:MM:SS <alice> hi``, ``--> bob joined``..."""
     clock = _clock(event.ts)
     match event:
+        case protocol.Message(sender=sender, text=text, action=True):
+            return f"{clock} * {inert(sender)} {inert(text)}"
         case protocol.Message(sender=sender, text=text):
             return f"{clock} <{inert(sender)}> {inert(text)}"
+        case protocol.Dm(sender=sender, to=to, text=text, action=action):
+            said = f"* {inert(sender)} {inert(text)}" if action else inert(text)
+            return f"{clock} *{inert(sender)} -> {inert(to)}* {said}"
         case protocol.Join(name=name):
             return f"{clock} --> {inert(name)} joined"
         case protocol.Leave(name=name, reason=reason):
             return f"{clock} <-- {inert(name)} left ({inert(reason)})"
+        case protocol.Nick(old=old, new=new):
+            return f"{clock} --- {inert(old)} is now known as {inert(new)}"
+        case protocol.Topic(sender=sender, text=text):
+            return f"{clock} --- {inert(sender)} set the topic: {inert(text)}"
+    return f"{clock} --- {inert(type(event).__name__.lower())} event"
 
 
 def _explain_refusal(exc: ServerError) -> str:
@@ -81,7 +92,10 @@ class _Session:
         self.me = me
         self.out = out
         self.err = err
-        self.waiting: tuple[str, asyncio.Future[protocol.Error | None]] | None = None
+        # The line on the wire: its text, its nonce, and what settles it (None: the echo).
+        self.waiting: tuple[str, str, asyncio.Future[protocol.Error | None]] | None = None
+        self._nonce_prefix = secrets.token_hex(4)
+        self._nonces = 0
         self.lost: str | None = None
         self.unsent = 0
 
@@ -100,37 +114,53 @@ class _Session:
                 frame = await self.conn.recv()
             except ConnectionClosed as exc:
                 self.lost = str(exc)
-                if self.waiting is not None and not self.waiting[1].done():
-                    self.waiting[1].set_exception(ConnectionClosed(str(exc)))
+                if self.waiting is not None and not self.waiting[2].done():
+                    self.waiting[2].set_exception(ConnectionClosed(str(exc)))
                 return
             match frame:
-                case protocol.Message() | protocol.Join() | protocol.Leave():
+                case (
+                    protocol.Message()
+                    | protocol.Join()
+                    | protocol.Leave()
+                    | protocol.Topic()
+                    | protocol.Nick()
+                    | protocol.Dm()
+                ):
                     self.say_line(format_event(frame))
-                    if (
-                        isinstance(frame, protocol.Message)
-                        and frame.sender == self.me
-                        and self.waiting is not None
-                        and frame.text == self.waiting[0]
-                        and not self.waiting[1].done()
-                    ):
-                        self.waiting[1].set_result(None)
+                    if isinstance(frame, protocol.Nick) and frame.old == self.me:
+                        self.me = frame.new
+                    if self._acknowledges(frame):
+                        assert self.waiting is not None
+                        self.waiting[2].set_result(None)
                 case protocol.Error():
                     # Only says are ever sent, so an error while one waits is about it.
-                    if self.waiting is not None and not self.waiting[1].done():
-                        self.waiting[1].set_result(frame)
+                    if self.waiting is not None and not self.waiting[2].done():
+                        self.waiting[2].set_result(frame)
                     else:
                         self.complain(f"server: {inert(frame.message or frame.code)}")
                 case _:
                     pass
 
+    def _acknowledges(self, event: protocol.Event) -> bool:
+        """Whether ``event`` is the echo of the line waiting for one."""
+        if self.waiting is None or self.waiting[2].done():
+            return False
+        if not isinstance(event, protocol.Message) or event.sender != self.me:
+            return False
+        text, nonce, _ = self.waiting
+        # A server that does not echo nonces: one line at a time, so the text tells.
+        return event.nonce == nonce if event.nonce is not None else event.text == text
+
     async def deliver(self, text: str) -> None:
         """Say ``text`` and wait for its echo, resending while the server rate-limits."""
         loop = asyncio.get_running_loop()
+        self._nonces += 1
+        nonce = f"{self._nonce_prefix}-{self._nonces}"
         while True:
             answer: asyncio.Future[protocol.Error | None] = loop.create_future()
-            self.waiting = (text, answer)
+            self.waiting = (text, nonce, answer)
             try:
-                await self.conn.say(text)
+                await self.conn.say(text, nonce=nonce)
                 async with asyncio.timeout(ACK_TIMEOUT_S):
                     error = await answer
             except TimeoutError:
