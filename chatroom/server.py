@@ -74,6 +74,10 @@ MAX_CONNECTIONS_PER_IP = 16
 AUTH_FAILURE_DELAY_S = 0.5
 # How long shutdown waits for each client's buffered bytes to drain before aborting.
 SHUTDOWN_DRAIN_S = 2.0
+# How long a closed connection's buffered output may take to drain before the socket is
+# aborted: a peer that stopped reading would otherwise hold it open for ever, unseen by
+# the connection limits (TCP itself never gives up on a zero window).
+CLOSE_DRAIN_S = 5.0
 # Names and texts in log lines are cut to keep one hostile client from flooding the log.
 LOG_TEXT_CHARS = 80
 
@@ -187,12 +191,15 @@ class _Connection:
 
     def drop(self, reason: LeaveReason) -> None:
         """End this connection: tell its rooms why, then close (or abort) the socket."""
+        # Before the closing check: a shutdown marks connections closing without dropping
+        # them, and their timers must not outlive them.
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.closing:
             return
         self.closing = True
         self.outbox.closed = True
-        if self._timer is not None:
-            self._timer.cancel()
         if self.member is not None:
             self.server.hub.leave(self.member, reason)
             self._log_member("left", reason.value)
@@ -266,6 +273,20 @@ class _Connection:
                     break
         finally:
             self.drop(LeaveReason.DISCONNECTED)
+            await self._wait_closed()
+
+    async def _wait_closed(self) -> None:
+        """Let the socket close gracefully, within :data:`CLOSE_DRAIN_S`, then abort it.
+
+        The task (and so the connection's place in the limits) lasts until then.
+        """
+        try:
+            # Connection and TLS errors are OSErrors: the peer went away, which is fine.
+            with contextlib.suppress(TimeoutError, OSError):
+                async with asyncio.timeout(CLOSE_DRAIN_S):
+                    await self.writer.wait_closed()
+        finally:
+            self.writer.transport.abort()
 
     async def _drain_frames(self) -> None:
         while not self.closing:

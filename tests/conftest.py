@@ -124,7 +124,9 @@ async def start_server(tmp_path: Path) -> AsyncIterator[StartServer]:
     async def start(**overrides: Any) -> RunningServer:
         path = tmp_path / f"transcript-{len(started)}.log"
         transcript = Transcript(path)
-        config = ServerConfig(host="127.0.0.1", port=0, sinks=[transcript], **overrides)
+        # Extra sinks come after the test transcript, which is always recorded.
+        sinks = [transcript, *overrides.pop("sinks", [])]
+        config = ServerConfig(host="127.0.0.1", port=0, sinks=sinks, **overrides)
         server = ChatServer(config)
         await server.start()
         host, port = server.addresses[0]
