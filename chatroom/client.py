@@ -170,7 +170,16 @@ class ClientConnection:
         """
         await self.send(Hello(name=name, password=password, resume_after=resume_after))
         while True:
-            frame = await self.recv()
+            try:
+                frame = await self.recv()
+            except ConnectionClosed as exc:
+                # A chat server answers every hello, even to refuse it; one that closes
+                # silently is most often a TLS server spoken to in plain text.
+                if self._writer.get_extra_info("ssl_object") is None:
+                    raise ConnectionClosed(
+                        f"{exc} without answering hello; if it serves TLS, connect with --tls"
+                    ) from exc
+                raise
             if isinstance(frame, Welcome):
                 self.welcome = frame
                 return frame

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import ipaddress
 import logging
@@ -146,6 +147,15 @@ class StreamOutbox:
 
     def close(self, reason: LeaveReason) -> None:
         self._conn.drop(reason)
+
+
+def _password_matches(given: str | None, expected: str) -> bool:
+    """Constant time, length included: compare_digest on the passwords themselves would
+    return early when their lengths differ."""
+    return hmac.compare_digest(
+        hashlib.sha256((given or "").encode("utf-8", "surrogatepass")).digest(),
+        hashlib.sha256(expected.encode("utf-8", "surrogatepass")).digest(),
+    )
 
 
 def _is_loopback(host: str) -> bool:
@@ -376,10 +386,7 @@ class _Connection:
                 ErrorCode.UNSUPPORTED_PROTOCOL,
                 f"this server speaks protocol {PROTOCOL_VERSION}, not {hello.protocol}",
             )
-        if config.password is not None and not hmac.compare_digest(
-            (hello.password or "").encode("utf-8", "surrogatepass"),
-            config.password.encode("utf-8", "surrogatepass"),
-        ):
+        if config.password is not None and not _password_matches(hello.password, config.password):
             await asyncio.sleep(config.auth_failure_delay_s)
             self.error(ErrorCode.AUTH_FAILED, "wrong or missing password")
             self.drop(LeaveReason.DISCONNECTED)
