@@ -498,7 +498,7 @@ async def test_reconnect_resumes_without_gaps_or_repeats(chat_server: RunningSer
         await bob.say("while you were away")
         await until(pilot, lambda: app.status.retry_at is not None, "the reconnect wait")
         await pilot.press("ctrl+r")
-        await until(pilot, lambda: connected(app) and shown(app, "back in #lobby"), "rejoining")
+        await until(pilot, lambda: connected(app) and shown(app, "are back in #lobby"), "rejoining")
         await until(pilot, lambda: shown(app, "bob: while you were away"), "the missed message")
         assert app.conn is not None and app.conn.welcome is not None
         assert app.conn.welcome.resumed
@@ -506,7 +506,7 @@ async def test_reconnect_resumes_without_gaps_or_repeats(chat_server: RunningSer
         assert sum("bob: before" in t for t in texts) == 1
         assert sum("bob: while you were away" in t for t in texts) == 1
         away = next(i for i, t in enumerate(texts) if "while you were away" in t)
-        back = next(i for i, t in enumerate(texts) if "back in #lobby" in t)
+        back = next(i for i, t in enumerate(texts) if "are back in #lobby" in t)
         assert away < back
     await bob.close()
 

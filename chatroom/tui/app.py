@@ -25,7 +25,7 @@ from textual.widgets import Footer, Input
 from chatroom import __version__, protocol
 from chatroom.client import ClientConnection, ConnectError, ConnectionClosed, ServerError
 from chatroom.framing import ErrorCode
-from chatroom.text import inert, name_colour, truncate
+from chatroom.text import inert, name_colour
 from chatroom.tui import commands
 from chatroom.tui.messages import (
     Connected,
@@ -67,8 +67,6 @@ RATE_LIMIT_RETRY_S = 0.3
 # Ids of events already shown, so a reconnect's history does not repeat them (for servers
 # without resume; with it the server sends each event once).
 SEEN_EVENTS_KEPT = 1000
-# The topic is cut in the status line; the pane shows it whole.
-STATUS_TOPIC_CHARS = 40
 # Request errors that mean the request in flight went nowhere and never will.
 _REFUSED_SENDS = frozenset(
     {ErrorCode.TOO_LONG, ErrorCode.BAD_REQUEST, ErrorCode.NO_SUCH_MEMBER, ErrorCode.NOT_JOINED}
@@ -450,8 +448,7 @@ class ChatApp(App[int]):
                     self.joined_name = self.chat_name = self.status.who = new
                 self._members_changed()
             case protocol.Topic(text=text):
-                self.topic = text
-                self.status.detail = truncate(inert(text), STATUS_TOPIC_CHARS)
+                self.topic = self.status.topic = text
                 self.status.redraw()
         self._show_event(event)
         if acked or isinstance(event, protocol.Join):
@@ -748,7 +745,7 @@ class ChatApp(App[int]):
                     Text.assemble(*parts), body, mention=bool(mention) and not history
                 )
             case protocol.Join(name=name) if name == me and not history:
-                verb = "joined" if self._joins <= 1 else "back in"
+                verb = "joined" if self._joins <= 1 else "are back in"
                 self._rule(
                     Text(f"you {verb} #{inert(event.room)} as {inert(name)} · {clock}", "dim")
                 )

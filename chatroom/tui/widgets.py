@@ -26,7 +26,7 @@ from textual.reactive import reactive
 from textual.screen import ModalScreen
 from textual.widgets import Input, RichLog, Static
 
-from chatroom.text import inert, name_colour
+from chatroom.text import inert, name_colour, truncate
 
 __all__ = [
     "ChatInput",
@@ -44,6 +44,9 @@ __all__ = [
 MAX_PANE_ENTRIES = 2000
 # Rendered lines kept; a few long multi-line messages can fill many lines.
 MAX_PANE_LINES = 10_000
+# The status line is one line: long parts are cut there (the pane has them whole).
+STATUS_TOPIC_CHARS = 40
+STATUS_DETAIL_CHARS = 48
 
 
 @dataclass
@@ -174,7 +177,7 @@ class NewBelowBar(Static):
         """Show how many entries are below the view (hidden at zero)."""
         self.display = unseen > 0
         plural = "" if unseen == 1 else "s"
-        self.update(Text(f"↓ {unseen} new message{plural} below: End or click to jump"))
+        self.update(Text(f"↓ {unseen} new message{plural} below: PgDn or click to jump"))
 
     def on_click(self) -> None:
         self._pane.jump_to_end()
@@ -214,12 +217,13 @@ class StatusLine(Static):
         super().__init__("", markup=False, id=id)
         self.where = where
         self.tls = tls
-        self.state = "starting"
+        self.state = "not connected"
         self.who: str | None = None
         self.room = ""
         self.member_count = 0
         self.pending = 0
         self.detail = ""
+        self.topic = ""
         self.retry_at: float | None = None
 
     def on_mount(self) -> None:
@@ -243,10 +247,9 @@ class StatusLine(Static):
         marks = {
             "connected": ("●", "bold green"),
             "connecting": ("◌", "bold yellow"),
-            "joining": ("◌", "bold yellow"),
             "disconnected": ("○", "bold red"),
         }
-        mark, style = marks.get(self.state, ("◌", "dim"))
+        mark, style = marks.get(self.state, ("○", "dim"))
         line = Text.assemble((f"{mark} {self.state}", style), "  ")
         if self.who:
             line.append(inert(self.who), style=f"bold {name_colour(self.who)}")
@@ -259,14 +262,18 @@ class StatusLine(Static):
                 line.append(f"  #{inert(self.room)}")
             plural = "" if self.member_count == 1 else "s"
             line.append(f"  {self.member_count} member{plural}")
-        if self.detail:
-            line.append("  ")
-            line.append(self.detail, style="italic")
+            if self.topic:
+                line.append("  ")
+                line.append(truncate(inert(self.topic), STATUS_TOPIC_CHARS), style="italic")
         if self.retry_at is not None:
             left = max(0, round(self.retry_at - time.monotonic()))
             line.append(f"  retry in {left} s (Ctrl+R: now)", style="dim")
         if self.pending:
             line.append(f"  {self.pending} pending", style="bold yellow")
+        if self.detail:
+            # The whole reason is in the pane; here it only has to be recognisable.
+            line.append("  ")
+            line.append(truncate(self.detail, STATUS_DETAIL_CHARS), style="italic")
         self.update(line)
 
 
