@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import pathlib
 import socket
+import ssl
 import sys
 from collections.abc import AsyncIterator, Iterable
 
@@ -273,3 +275,50 @@ def test_event_lines() -> None:
     assert format_event(protocol.Message(4, ts, "lobby", "a\x1bb", "x\ny")).endswith(
         " <a\\x1bb> x\\ny"
     )
+
+
+async def _run_command(*argv: str, stdin: bytes = b"") -> tuple[int, bytes, bytes]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "chatroom.tui_client",
+        *argv,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(TIMEOUT_S * 2):
+        stdout, stderr = await process.communicate(stdin)
+    assert process.returncode is not None
+    return process.returncode, stdout, stderr
+
+
+async def test_tls_options_reach_a_tls_server(
+    start_server: StartServer, tmp_path: pathlib.Path
+) -> None:
+    """--ca trusts a private CA; without it the certificate is refused in one line;
+    --insecure skips the check."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    running = await start_server(flood_rate=0, ssl_context=server_context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    where = f"127.0.0.1:{running.port}"
+
+    status, stdout, stderr = await _run_command(
+        where, "--name", "bot", "--plain", "--ca", str(ca_file), stdin=b"over tls\n"
+    )
+    assert status == 0, stderr.decode()
+    assert b"<bot> over tls" in stdout
+
+    status, _, stderr = await _run_command(where, "--name", "bot", "--plain", "--tls")
+    assert status == 1
+    assert b"certificate" in stderr and stderr.count(b"\n") == 1
+
+    status, stdout, stderr = await _run_command(
+        where, "--name", "bot", "--plain", "--insecure", stdin=b"unchecked\n"
+    )
+    assert status == 0, stderr.decode()
+    assert b"<bot> unchecked" in stdout

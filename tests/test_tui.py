@@ -554,3 +554,32 @@ async def test_private_message_to_nobody_is_refused_not_lost(chat_server: Runnin
         said = await expect(bob, protocol.Message, where=lambda m: m.sender == "alice")
         assert said.text == "still here"
     await bob.close()
+
+
+async def test_quit_with_unsent_messages_asks_first() -> None:
+    """Unsent messages are never dropped silently: the first Ctrl+Q warns, the second quits."""
+    app = ChatApp("127.0.0.1", free_port(), name="alice")
+    app.reconnect_initial_s = 60
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: shown(app, "cannot connect"), "the failure notice")
+        await type_line(pilot, "nobody will hear this yet")
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: shown(app, "1 message is not sent yet"), "the warning")
+        assert app.is_running
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: not app.is_running, "the exit")
+    assert app.return_code == 0
+
+
+async def test_cancelled_name_prompt_waits_for_ctrl_r(chat_server: RunningServer) -> None:
+    """Esc on the name prompt leaves the app offline, saying how to go on; Ctrl+R asks again."""
+    app = ChatApp(chat_server.host, chat_server.port)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, PromptScreen), "the name prompt")
+        await pilot.press("escape")
+        await until(pilot, lambda: shown(app, "Ctrl+R to choose one"), "the hint")
+        assert app.status.state == "offline" and app.is_running
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: isinstance(app.screen, PromptScreen), "the prompt again")
+        await pilot.press(*"erin", "enter")
+        await until(pilot, lambda: connected(app), "joining")
