@@ -583,3 +583,30 @@ async def test_cancelled_name_prompt_waits_for_ctrl_r(chat_server: RunningServer
         await until(pilot, lambda: isinstance(app.screen, PromptScreen), "the prompt again")
         await pilot.press(*"erin", "enter")
         await until(pilot, lambda: connected(app), "joining")
+
+
+async def test_ctrl_q_quits_from_the_name_prompt(chat_server: RunningServer) -> None:
+    """Quitting works while the app waits for a name, with status 0."""
+    app = ChatApp(chat_server.host, chat_server.port)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, PromptScreen), "the name prompt")
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: not app.is_running, "the exit")
+    assert app.return_code == 0
+
+
+async def test_long_runs_of_joins_and_leaves_in_history_fold(chat_server: RunningServer) -> None:
+    """In the welcome's history a run of comings and goings is one line; messages stay."""
+    for number in range(3):
+        visitor = await chat_server.client(f"visitor{number}")
+        await visitor.close()
+    bob = await chat_server.client("bob")
+    await bob.say("still here")
+    await expect(bob, protocol.Message)
+    app = ChatApp(chat_server.host, chat_server.port, name="alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: shown(app, "you joined"), "the join")
+        assert shown(app, "4 joins and 3 leaves")
+        assert not shown(app, "visitor0 joined")
+        assert shown(app, "bob: still here")
+    await bob.close()

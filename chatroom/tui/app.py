@@ -67,6 +67,9 @@ RATE_LIMIT_RETRY_S = 0.3
 # Ids of events already shown, so a reconnect's history does not repeat them (for servers
 # without resume; with it the server sends each event once).
 SEEN_EVENTS_KEPT = 1000
+# Longer runs of joins and leaves in a welcome's history fold into one line: a busy
+# server's history is otherwise a screenful of comings and goings.
+HISTORY_FOLD_RUN = 4
 # Request errors that mean the request in flight went nowhere and never will.
 _REFUSED_SENDS = frozenset(
     {ErrorCode.TOO_LONG, ErrorCode.BAD_REQUEST, ErrorCode.NO_SUCH_MEMBER, ErrorCode.NOT_JOINED}
@@ -396,10 +399,36 @@ class ChatApp(App[int]):
         if fresh:
             label = "earlier messages" if self._joins == 0 else "while you were away"
             self._rule(Text(label, style="dim"))
-            for event in fresh:
-                self._acknowledges(event)
-                self._show_event(event, history=True)
+            self._show_history(fresh)
         self._joins += 1
+
+    def _show_history(self, events: list[protocol.Event]) -> None:
+        """Show past events dimmed; long runs of joins and leaves fold into one line."""
+        run: list[protocol.Event] = []
+
+        def flush_run() -> None:
+            if len(run) > HISTORY_FOLD_RUN:
+                joins = sum(isinstance(e, protocol.Join) for e in run)
+                for event in run:
+                    self._seen[event.id] = event.ts
+                    self._last_event_id = event.id
+                moment = _local_time(run[-1].ts)
+                clock = moment.strftime("%H:%M") if moment else ""
+                summary = f"{joins} joins and {len(run) - joins} leaves"
+                self.pane.add(PaneEntry(Text(f"{clock} ", "dim"), Text(summary, "dim italic")))
+            else:
+                for event in run:
+                    self._show_event(event, history=True)
+            run.clear()
+
+        for event in events:
+            if isinstance(event, protocol.Join | protocol.Leave):
+                run.append(event)
+                continue
+            flush_run()
+            self._acknowledges(event)
+            self._show_event(event, history=True)
+        flush_run()
 
     async def on_frame_received(self, message: FrameReceived) -> None:
         frame = message.frame

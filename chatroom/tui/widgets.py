@@ -10,7 +10,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.console import RenderableType
@@ -57,7 +57,6 @@ class PaneEntry:
     body: Text
     mention: bool = False
     rule: bool = False
-    meta: dict[str, object] = field(default_factory=dict)
 
     @property
     def text(self) -> Text:
