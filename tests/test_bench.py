@@ -1,0 +1,107 @@
+"""chatroom-bench smoke tests: every workload at a tiny size, against real servers on loopback.
+
+These check that the benchmark runs and reports what it promises (and that nothing is
+lost), never how fast anything is: timings on a shared CI machine mean nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from chatroom.bench import _percentiles
+
+# Small enough to finish in seconds, big enough that fan-out, batching and the
+# sender window all take part.
+TINY = [
+    "--runs", "1",
+    "--receivers", "3",
+    "--latency-receivers", "3",
+    "--senders", "2",
+    "--window", "4",
+    "--warmup", "0.1",
+    "--duration", "0.3",
+    "--rate", "200",
+    "--clients", "20",
+    "--storm-clients", "20",
+    "--procs", "2",
+]  # fmt: skip
+BENCH_TIMEOUT_S = 90.0
+
+
+def _bench(*args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "chatroom.bench", "--json", *TINY, *args],
+        capture_output=True,
+        text=True,
+        timeout=BENCH_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+def _medians(report: dict[str, Any], workload: str) -> dict[str, dict[str, Any]]:
+    """{server: median} for one workload; each server has exactly one run."""
+    found = {}
+    for entry in report["results"]:
+        if entry["workload"] == workload:
+            assert len(entry["runs"]) == 1
+            found[entry["server"]] = entry["median"]
+    return found
+
+
+@pytest.mark.timeout(BENCH_TIMEOUT_S + 30)
+@pytest.mark.parametrize("workload", ["fanout", "latency"])
+def test_room_workloads_deliver_every_message_to_everyone(workload: str) -> None:
+    """fanout and latency, against chatroom and the naive baseline: messages flow, every
+    member gets every one of them, and the report carries throughput, latency and CPU."""
+    report = _bench(workload, "--baseline")
+    medians = _medians(report, workload)
+    assert set(medians) == {"chatroom", "naive"}
+    for server, median in medians.items():
+        assert median["sent"] > 0, server
+        assert median["lost"] == 0, server
+        assert median["extra"] == 0, server
+        assert median["disconnects"] == 0, server
+        assert median["errors"] == 0, server
+        assert median["deliveries_per_s"] > 0, server
+        assert median["p50_us"] is not None, server
+        assert median["p50_us"] <= median["p99_us"] <= median["max_us"], server
+        assert median["server_cpu_s"] is not None, server
+        assert median["server_peak_rss_kib"] > 0, server
+        assert median["server_exit"] in ("term", "exited"), server
+    assert medians["chatroom"]["members"] == 3 + 2
+    if workload == "latency":
+        assert medians["chatroom"]["offered_messages_per_s"] == 200
+    assert report["machine"]["nproc"] >= 1
+    assert {target["target"] for target in report["targets"]}
+
+
+@pytest.mark.timeout(BENCH_TIMEOUT_S + 30)
+def test_idle_and_join_storm_welcome_everyone() -> None:
+    """idle and join-storm: every client is welcomed, without errors or leaves, and the
+    idle run measures memory per connection."""
+    report = _bench("idle", "join-storm")
+    idle = _medians(report, "idle")["chatroom"]
+    assert idle["connected"] == idle["settled"] == 20
+    assert idle["connect_s"] > 0
+    assert idle["rss_per_conn_kib"] is not None
+    assert idle["errors"] == idle["leaves"] == idle["disconnects"] == 0
+    storm = _medians(report, "join-storm")["chatroom"]
+    assert storm["welcomed"] == 20
+    assert storm["welcome_s"] > 0
+    assert storm["errors"] == storm["leaves"] == storm["connect_failures"] == 0
+
+
+def test_percentiles_use_the_nearest_rank() -> None:
+    """p50/p99/max of a latency histogram are nearest-rank values, never interpolated."""
+    histogram = {value: 1 for value in range(1, 101)}
+    assert _percentiles(histogram) == {"p50_us": 50.0, "p99_us": 99.0, "max_us": 100.0}
+    assert _percentiles({7: 3}) == {"p50_us": 7.0, "p99_us": 7.0, "max_us": 7.0}
+    assert _percentiles({}) == {"p50_us": None, "p99_us": None, "max_us": None}
