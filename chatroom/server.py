@@ -118,23 +118,34 @@ class StreamOutbox:
     Never awaits: the fan-out loop must not stall on one slow reader. Never raises.
     """
 
-    __slots__ = ("_conn", "_over_soft_since", "_transport", "closed")
+    __slots__ = ("_burst", "_conn", "_over_soft_since", "_transport", "closed")
 
     def __init__(self, conn: _Connection) -> None:
         self._conn = conn
         self._transport: asyncio.WriteTransport = conn.writer.transport
         self._over_soft_since: float | None = None
+        # What is still queued of one big payload sent while the peer had caught up.
+        self._burst = 0
         self.closed = False
 
     def send(self, payload: bytes) -> None:
         if self.closed:
             return
         config = self._conn.server.config
-        buffered = self._transport.get_write_buffer_size() + len(payload)
-        if buffered > config.soft_sendq_bytes:
-            if buffered > config.max_sendq_bytes:
+        backlog = self._transport.get_write_buffer_size()
+        # The bounds judge what the peer has left unread, not the size of what we are
+        # about to send: a welcome with a long history, a resume replay or a busy
+        # iteration's batch can alone pass either bound. Sent to a peer that had caught
+        # up, such a payload is a burst, and the hard bound counts only what piles up on
+        # top of what is left of it. (Judged with the payload, 100 long messages made
+        # the room unjoinable, and one busy iteration dropped every member at once.)
+        self._burst = min(self._burst, backlog)
+        if backlog + len(payload) - self._burst > config.max_sendq_bytes:
+            if backlog > config.soft_sendq_bytes:
                 self._conn.drop(LeaveReason.SLOW_CONSUMER)
                 return
+            self._burst = backlog + len(payload)
+        if backlog > config.soft_sendq_bytes:
             now = self._conn.loop.time()
             if self._over_soft_since is None:
                 self._over_soft_since = now

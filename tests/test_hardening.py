@@ -8,11 +8,11 @@ import json
 import os
 import random
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from conftest import TIMEOUT_S, RawClient, RunningServer, StartServer, wait_for
+from conftest import TIMEOUT_S, RawClient, RunningServer, StartServer, expect, wait_for
 
 import chatroom.server as server_module
 from chatroom.client import ClientConnection, ConnectionClosed
@@ -279,6 +279,18 @@ async def test_slow_consumer_is_dropped_and_memory_stays_bounded(
     writer.close()
 
 
+async def _push_until(sender: Collector, done: Callable[[], bool], text: str) -> int:
+    """Send ``text`` in rounds of 20 (waiting for the sender's own copies, so it never
+    falls behind itself) until ``done()``; return how many were sent."""
+    sent = len(sender.messages())
+    while not done():
+        await asyncio.gather(*(sender.conn.say(text) for _ in range(20)))
+        sent += 20
+        await wait_for(lambda sent=sent: len(sender.messages()) >= sent or done())
+        assert sent < 20_000, "never happened"
+    return sent
+
+
 async def _sleeper(running: RunningServer, name: str) -> asyncio.StreamWriter:
     """A joined connection that never reads, with a small receive buffer so the kernel
     absorbs little of what it is sent."""
@@ -308,12 +320,7 @@ async def test_peer_that_never_reads_cannot_hold_a_closed_socket(
     conn = next(
         c for c in running.server._tasks.values() if c.member and c.member.name == "sleeper"
     )
-    sent = 0
-    while conn.writer.transport.get_write_buffer_size() == 0:
-        await fast.conn.say("x" * 3900)
-        sent += 1
-        await wait_for(lambda sent=sent: len(fast.messages()) >= sent)
-        assert sent < 10_000
+    await _push_until(fast, lambda: conn.writer.transport.get_write_buffer_size() > 0, "x" * 3900)
     writer.write(b'{"type":"bye"}\n')
     await writer.drain()
     await wait_for(lambda: any(leave.name == "sleeper" for leave in fast.leaves()))
@@ -322,6 +329,95 @@ async def test_peer_that_never_reads_cannot_hold_a_closed_socket(
     await wait_for(lambda: _open_fds() == fds_with_sleeper - 1)
     writer.transport.abort()
     await fast.stop()
+
+
+async def test_long_history_does_not_make_the_room_unjoinable(start_server: StartServer) -> None:
+    """A welcome whose history alone is bigger than the hard SendQ bound is a burst to a
+    peer that has read nothing yet, not a backlog: the newcomer joins and chats."""
+    running = await start_server(flood_rate=0, max_sendq_bytes=32 * 1024, soft_sendq_bytes=8 * 1024)
+    async with collecting(running, "alice") as alice:
+        for n in range(30):
+            await alice.conn.say(f"{n} " + "\u6f22" * 3990)
+        await wait_for(lambda: len(alice.messages()) == 30)
+        bob = await running.client("bob")
+        assert bob.welcome is not None
+        assert len([e for e in bob.welcome.history if isinstance(e, Message)]) == 30
+        await bob.say("made it")
+        assert (await expect(bob, Message)).text == "made it"
+        await wait_for(lambda: alice.messages()[-1].text == "made it")
+        assert alice.leaves() == []
+        await bob.close()
+
+
+async def test_one_busy_iteration_drops_nobody(start_server: StartServer) -> None:
+    """One loop iteration's batch bigger than the hard bound (many long messages read in
+    one go) reaches every member that keeps up; nobody is dropped."""
+    running = await start_server(flood_rate=0, max_sendq_bytes=32 * 1024, soft_sendq_bytes=8 * 1024)
+    async with collecting(running, "bob") as bob, collecting(running, "carol") as carol:
+        raw = await _joined_raw(running, "alice")
+        burst = b"".join(_line({"type": "say", "text": f"{n} " + "y" * 3990}) for n in range(15))
+        assert 32 * 1024 < len(burst) < READ_CHUNK_BYTES
+        await raw.send(burst)
+        for member in (bob, carol):
+            await wait_for(lambda member=member: len(member.messages()) == 15)
+            assert member.leaves() == []
+        assert running.server.hub.members() == ["bob", "carol", "alice"]
+        raw.close()
+
+
+async def test_non_reader_after_a_burst_is_still_dropped(
+    start_server: StartServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A newcomer that takes a big welcome and then never reads is dropped once output
+    piles up beyond the burst; its buffer never exceeded burst plus the hard bound."""
+    hard = 32 * 1024
+    peaks: list[int] = []
+    real_send = server_module.StreamOutbox.send
+
+    def watched_send(self: Any, payload: bytes) -> None:
+        real_send(self, payload)
+        peaks.append(self._transport.get_write_buffer_size())
+
+    monkeypatch.setattr(server_module.StreamOutbox, "send", watched_send)
+    running = await start_server(flood_rate=0, max_sendq_bytes=hard, soft_sendq_bytes=8 * 1024)
+    async with collecting(running, "alice") as alice:
+        for n in range(40):
+            await alice.conn.say(f"{n} " + "h" * 3990)
+        await wait_for(lambda: len(alice.messages()) == 40)
+        writer = await _sleeper(running, "sleeper")
+        await wait_for(
+            lambda: any(isinstance(f, Join) and f.name == "sleeper" for f in alice.frames)
+        )
+        welcome_bytes = 40 * 4100 + 1000
+        await _push_until(
+            alice, lambda: any(leave.name == "sleeper" for leave in alice.leaves()), "z" * 3900
+        )
+        assert next(x for x in alice.leaves() if x.name == "sleeper").reason == "slow_consumer"
+        assert max(peaks) <= welcome_bytes + hard + 4096
+        writer.transport.abort()
+
+
+async def test_over_the_soft_bound_too_long_is_dropped(
+    start_server: StartServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Output held above the soft bound for longer than the grace period drops the
+    member (slow_consumer), even far below the hard bound."""
+    running = await start_server(
+        flood_rate=0,
+        max_sendq_bytes=64 << 20,
+        soft_sendq_bytes=8 * 1024,
+        soft_sendq_grace_s=0.2,
+    )
+    async with collecting(running, "alice") as alice:
+        writer = await _sleeper(running, "sleeper")
+        await wait_for(
+            lambda: any(isinstance(f, Join) and f.name == "sleeper" for f in alice.frames)
+        )
+        await _push_until(
+            alice, lambda: any(leave.name == "sleeper" for leave in alice.leaves()), "s" * 3900
+        )
+        assert next(x for x in alice.leaves() if x.name == "sleeper").reason == "slow_consumer"
+        writer.transport.abort()
 
 
 # ---------------------------------------------------------------------------- rate limit
