@@ -35,8 +35,8 @@ def check_name(raw: str, *, max_chars: int = MAX_NAME_CHARS) -> str:
     """Return the name as stored (NFC), or raise ``invalid_name`` saying why.
 
     Rules: 1 to ``max_chars`` characters after NFC; no control, format or separator
-    characters other than the plain space, nor invisible look-alike letters; no leading,
-    trailing or doubled spaces.
+    characters other than the plain space, nor invisible look-alike letters; no leading
+    or trailing space (spaces inside are allowed, as protocol-v1 says).
     """
     name = unicodedata.normalize("NFC", raw)
     if not name:
@@ -53,8 +53,6 @@ def check_name(raw: str, *, max_chars: int = MAX_NAME_CHARS) -> str:
             or char in _INVISIBLE_LETTERS
         ):
             raise ProtocolError(ErrorCode.INVALID_NAME, f"a name cannot contain U+{ord(char):04X}")
-    if "  " in name:
-        raise ProtocolError(ErrorCode.INVALID_NAME, "a name cannot hold two spaces in a row")
     return name
 
 
@@ -84,12 +82,15 @@ def _confusable_table() -> dict[str, str]:
 # combining grapheme joiner, Khmer inherent vowels, Mongolian and Unicode variation
 # selectors. They draw nothing, so "alice" followed by one is "alice" to a reader; TR39
 # skeletons drop them for that reason.
+# A run of spaces reads as one space, so "a  b" is a look-alike of "a b".
+_SPACE_RUN = re.compile(" {2,}")
 _IGNORABLE_MARKS = re.compile("[\u034f\u17b4\u17b5\u180b-\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 
 
 def _skeleton(text: str) -> str:
     table = _confusable_table()
     text = _IGNORABLE_MARKS.sub("", unicodedata.normalize("NFKC", text))
+    text = _SPACE_RUN.sub(" ", text)
     return "".join(table.get(char, char) for char in text)
 
 
