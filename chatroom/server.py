@@ -487,6 +487,11 @@ class ChatServer:
             self._per_ip[conn.peer_host] = self._per_ip.get(conn.peer_host, 0) + 1
         try:
             await conn.run()
+        except asyncio.CancelledError:
+            # close() cancels what outlived its drain deadline. Ending quietly then keeps
+            # asyncio's stream callback (3.11) from logging each cancellation as an error.
+            if not self._closed.is_set():
+                raise
         except Exception:
             log.exception("connection %s failed; it is closed, the server goes on", conn.peer)
             conn.drop(LeaveReason.DISCONNECTED)

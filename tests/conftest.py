@@ -20,6 +20,38 @@ from chatroom.transcript import Transcript
 # One timeout unit for every bounded wait; a slow CI machine scales it up.
 TIMEOUT_S = 5.0 * float(os.environ.get("CHATROOM_TEST_TIMEOUT_SCALE", "1"))
 
+# chatroom-server runs on uvloop when it is installed, and uvloop's transports differ
+# from asyncio's where it matters (a write to a reset peer raises instead of logging), so
+# the server's own test modules also run on uvloop wherever it is available.
+_BOTH_LOOPS_MODULES = frozenset(
+    {
+        "test_server",
+        "test_hardening",
+        "test_shutdown",
+        "test_tls_auth",
+        "test_transcript",
+        "test_fuzz_server",
+    }
+)
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+        "asyncio": asyncio.new_event_loop
+    }
+    module = getattr(item, "module", None)
+    if module is not None and module.__name__ in _BOTH_LOOPS_MODULES:
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            factories["uvloop"] = uvloop.new_event_loop
+    # One factory only: the test keeps its plain id.
+    return factories
+
 
 @dataclass
 class RunningServer:

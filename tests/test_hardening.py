@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import random
 import socket
+import struct
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -418,6 +420,54 @@ async def test_over_the_soft_bound_too_long_is_dropped(
         )
         assert next(x for x in alice.leaves() if x.name == "sleeper").reason == "slow_consumer"
         writer.transport.abort()
+
+
+async def test_replies_to_a_peer_that_reset_log_nothing(
+    chat_server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Peers that send thousands of bad lines and reset at once: the server does not
+    log a warning for every error reply it can no longer send, and members chat on."""
+    async with collecting(chat_server, "alice") as alice, collecting(chat_server, "bob") as bob:
+        with caplog.at_level(logging.WARNING):
+            for n in range(5):
+                _, writer = await asyncio.open_connection(chat_server.host, chat_server.port)
+                writer.write(_hello(f"garbage{n}") + b"garbage\n" * 3000)
+                await writer.drain()
+                writer.transport.abort()
+            await wait_for(lambda: chat_server.server.connection_count == 2)
+            await alice.conn.say("after")
+            await wait_for(lambda: any(m.text == "after" for m in bob.messages()))
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_fan_out_skips_a_peer_that_reset(
+    chat_server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A member whose peer reset is skipped by fan-out until its read loop drops it: no
+    exception (uvloop raises on a write to the dead transport, which aborted the rest of
+    the fan-out), no warning per write (asyncio), and the others get everything."""
+    async with collecting(chat_server, "alice") as alice, collecting(chat_server, "carol") as carol:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (chat_server.host, chat_server.port))
+        await asyncio.get_running_loop().sock_sendall(sock, _hello("bob"))
+        await wait_for(lambda: "bob" in chat_server.server.hub.members())
+        hub = chat_server.server.hub
+        sender = next(m for m in hub.all_members() if m.name == "alice")
+        with caplog.at_level(logging.WARNING):
+            sock.close()  # SO_LINGER 0: a reset, which the server has not read yet
+            # White-box: fan out at once, before bob's read loop can run, and again
+            # after the loop has turned (uvloop has closed the transport by then).
+            for n in range(10):
+                hub.say(sender, f"m{n}")
+                hub.flush()
+                if n % 3 == 0:
+                    await asyncio.sleep(0)
+            await wait_for(lambda: len(carol.messages()) == 10)
+            await wait_for(lambda: any(leave.name == "bob" for leave in carol.leaves()))
+        assert [m.text for m in alice.messages()] == [f"m{n}" for n in range(10)]
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 # ---------------------------------------------------------------------------- rate limit
