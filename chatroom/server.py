@@ -129,7 +129,10 @@ class StreamOutbox:
         self.closed = False
 
     def send(self, payload: bytes) -> None:
-        if self.closed:
+        if self.closed or self._transport.is_closing():
+            # A peer that reset is gone before its read loop has dropped it. Writing
+            # would raise under uvloop (aborting the rest of a fan-out) and make asyncio
+            # log a warning per write: thousands for one garbage line after another.
             return
         config = self._conn.server.config
         backlog = self._transport.get_write_buffer_size()
