@@ -5,17 +5,24 @@ from __future__ import annotations
 import pytest
 
 from chatroom.tui.commands import (
+    COMMAND_WORDS,
     COMMANDS,
     Action,
+    Bell,
     Clear,
     Command,
     Empty,
     Help,
+    Join,
     Nick,
+    Part,
     PrivateMessage,
+    Query,
     Quit,
+    Rooms,
     SendText,
     SetTopic,
+    ShowTopic,
     Unknown,
     Usage,
     Who,
@@ -67,14 +74,47 @@ CASES: list[tuple[str, Command]] = [
     ("/msg bob", Usage("/msg NAME TEXT")),
     ("/msg bob   ", Usage("/msg NAME TEXT")),
     ("/nick", Usage("/nick NAME")),
-    ("/topic", Usage("/topic TEXT")),
+    # Rooms: a leading # is how IRC users type a room, and is not part of its name.
+    ("/join dev", Join("dev")),
+    ("/join #dev", Join("dev")),
+    ("/JOIN  #Dev ", Join("Dev")),
+    ("/j dev", Join("dev")),
+    ("/join release planning", Join("release planning")),
+    ("/join", Usage("/join ROOM")),
+    ("/join   ", Usage("/join ROOM")),
+    ("/join #", Usage("/join ROOM")),
+    ("/part", Part(None)),
+    ("/part   ", Part(None)),
+    ("/part dev", Part("dev")),
+    ("/part #dev", Part("dev")),
+    ("/leave #dev", Part("dev")),
+    ("/close", Part(None)),
+    ("/part #", Part(None)),
+    ("/rooms", Rooms()),
+    ("/list", Rooms()),
+    ("/rooms everything", Rooms()),
+    # /topic alone shows the topic; with text it sets it.
+    ("/topic", ShowTopic()),
+    ("/topic   ", ShowTopic()),
+    # Private conversations: /query opens one, with or without a first message.
+    ("/query bob", Query("bob")),
+    ("/query bob   ", Query("bob")),
+    ("/query bob hi there", Query("bob", "hi there")),
+    ('/query "Bob Smith" hi', Query("Bob Smith", "hi")),
+    ("/query", Usage("/query NAME [TEXT]")),
+    # The bell: on, off, or asked about; anything else is a usage hint.
+    ("/bell on", Bell(True)),
+    ("/bell OFF", Bell(False)),
+    ("/bell", Bell(None)),
+    ("/bell loud", Usage("/bell on|off")),
     # Anything else that starts with one slash is an unknown command, never a message.
     ("/frobnicate", Unknown("frobnicate")),
     ("/frobnicate with words", Unknown("frobnicate")),
     ("/Shrug", Unknown("Shrug")),
     ("/", Unknown("")),
     ("/ who", Unknown("")),
-    ("/join #rust", Unknown("join")),
+    ("/joinme", Unknown("joinme")),
+    ("//join dev", SendText("/join dev")),
 ]
 
 
@@ -88,6 +128,21 @@ def test_every_listed_command_parses_to_a_command() -> None:
     """What /help lists is what the parser knows (no listed command is "unknown")."""
     for usage in COMMANDS:
         word = usage.split()[0]
-        sample = usage.replace("NAME", "bob").replace("TEXT", "hello")
+        sample = (
+            usage.replace("[ROOM]", "dev")
+            .replace("[TEXT]", "hello")
+            .replace("ROOM", "dev")
+            .replace("NAME", "bob")
+            .replace("TEXT", "hello")
+            .replace("on|off", "on")
+        )
         result = parse_command(sample)
         assert not isinstance(result, Unknown | Usage), (word, result)
+
+
+def test_tab_completes_to_the_commands_help_lists() -> None:
+    """The words Tab completes are the listed commands, each one a command the parser knows."""
+    assert "/join" in COMMAND_WORDS and "/part" in COMMAND_WORDS and "/rooms" in COMMAND_WORDS
+    assert "//text" not in COMMAND_WORDS
+    for word in COMMAND_WORDS:
+        assert not isinstance(parse_command(word + " dev"), Unknown), word

@@ -11,16 +11,23 @@ from dataclasses import dataclass
 
 __all__ = [
     "COMMANDS",
+    "COMMAND_WORDS",
     "Action",
+    "Bell",
     "Clear",
     "Command",
     "Empty",
     "Help",
+    "Join",
     "Nick",
+    "Part",
     "PrivateMessage",
+    "Query",
     "Quit",
+    "Rooms",
     "SendText",
     "SetTopic",
+    "ShowTopic",
     "Unknown",
     "Usage",
     "Who",
@@ -58,10 +65,49 @@ class Nick:
 
 
 @dataclass(frozen=True, slots=True)
+class Query:
+    """Open the private conversation with ``name``; send ``text`` there if there is any."""
+
+    name: str
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class SetTopic:
     """Set the room's topic to ``text``."""
 
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShowTopic:
+    """Show the current room's topic."""
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """Join ``room`` (its name without a leading ``#``), or switch to it if already in."""
+
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """Leave ``room``, or the current one when None (a private conversation just closes)."""
+
+    room: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rooms:
+    """Ask the server for its rooms."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bell:
+    """Turn the bell on mentions on or off; None only asks how it is set."""
+
+    on: bool | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +153,14 @@ Command = (
     SendText
     | Action
     | PrivateMessage
+    | Query
     | Nick
     | SetTopic
+    | ShowTopic
+    | Join
+    | Part
+    | Rooms
+    | Bell
     | Help
     | Who
     | Quit
@@ -121,20 +173,31 @@ Command = (
 # For /help: how each command is typed, and what it does.
 COMMANDS: dict[str, str] = {
     "/help": "show this help",
-    "/who": "list the people in the room",
-    "/me TEXT": "send an action: * you TEXT",
+    "/join ROOM": "join a room (made if new) and switch to it; a leading # is fine",
+    "/part [ROOM]": "leave this room (or ROOM); in a private conversation, close it",
+    "/rooms": "list the server's rooms with their members and topics (also /list)",
+    "/who": "list the people in this room",
     "/msg NAME TEXT": 'a private message (quote a name with spaces: "Bob Smith")',
+    "/query NAME [TEXT]": "open the private conversation with NAME and switch to it",
+    "/me TEXT": "send an action: * you TEXT",
+    "/topic [TEXT]": "show this room's topic, or set it to TEXT",
     "/nick NAME": "change your name",
-    "/topic TEXT": "set the room's topic",
-    "/clear": "clear the message pane",
-    "/quit": "leave the room and close (also /exit)",
+    "/bell on|off": "ring the terminal bell on mentions and private messages, or not",
+    "/clear": "clear this conversation's pane",
+    "/quit": "leave the chat and close (also /exit)",
     "//text": "send text that starts with a slash",
 }
+# What Tab completes a leading /word to: the commands as /help lists them, no aliases.
+COMMAND_WORDS: tuple[str, ...] = tuple(
+    dict.fromkeys(usage.split()[0] for usage in COMMANDS if not usage.startswith("//"))
+)
 _NO_ARGUMENT: dict[str, Command] = {
     "help": Help(),
     "?": Help(),
     "who": Who(),
     "names": Who(),
+    "rooms": Rooms(),
+    "list": Rooms(),
     "clear": Clear(),
     "quit": Quit(),
     "exit": Quit(),
@@ -142,9 +205,17 @@ _NO_ARGUMENT: dict[str, Command] = {
 _USAGE = {
     "me": "/me TEXT",
     "msg": "/msg NAME TEXT",
+    "query": "/query NAME [TEXT]",
     "nick": "/nick NAME",
-    "topic": "/topic TEXT",
+    "topic": "/topic [TEXT]",
+    "join": "/join ROOM",
+    "j": "/join ROOM",
+    "part": "/part [ROOM]",
+    "leave": "/part [ROOM]",
+    "close": "/part [ROOM]",
+    "bell": "/bell on|off",
 }
+_BELL_WORDS = {"on": True, "off": False}
 
 
 _COMMAND_WORD = re.compile(r"/(\S+)\s*")
@@ -189,10 +260,29 @@ def parse_command(line: str) -> Command:
         if not name or not text.strip():
             return Usage(_USAGE[word])
         return PrivateMessage(name, text)
+    if word == "query":
+        name, text = _split_name(rest)
+        if not name:
+            return Usage(_USAGE[word])
+        return Query(name, text if text.strip() else "")
+    if word in ("part", "leave", "close"):
+        # IRC users type rooms with a #; here the # is how rooms are shown, not their name.
+        room = rest.strip().removeprefix("#").strip()
+        return Part(room or None)
+    if word == "topic":
+        return SetTopic(rest) if rest.strip() else ShowTopic()
+    if word == "bell":
+        setting = rest.strip().casefold()
+        if not setting:
+            return Bell(None)
+        if setting not in _BELL_WORDS:
+            return Usage(_USAGE[word])
+        return Bell(_BELL_WORDS[setting])
     if not rest.strip():
         return Usage(_USAGE[word])
+    if word in ("join", "j"):
+        room = rest.strip().removeprefix("#").strip()
+        return Join(room) if room else Usage(_USAGE[word])
     if word == "me":
         return Action(rest)
-    if word == "nick":
-        return Nick(rest.strip())
-    return SetTopic(rest)
+    return Nick(rest.strip())
