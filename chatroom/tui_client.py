@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="the server's password (better: set CHATROOM_PASSWORD, which ps does not show)",
     )
+    parser.add_argument(
+        "--no-bell",
+        action="store_true",
+        help="never ring the terminal bell (by default it rings on mentions and private "
+        "messages; /bell on|off inside)",
+    )
     parser.add_argument("--tls", action="store_true", help="connect with TLS")
     parser.add_argument(
         "--ca",
@@ -104,7 +110,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from chatroom.tui import ChatApp
 
-    app = ChatApp(host, port, name=name, password=password or None, ssl_context=ssl_context)
+    app = ChatApp(
+        host,
+        port,
+        name=name,
+        password=password or None,
+        ssl_context=ssl_context,
+        bell=not args.no_bell,
+    )
     app.run()
     return app.return_code or 0
 

@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import TIMEOUT_S, RunningServer, StartServer, expect
+from textual import events
+from textual._xterm_parser import XTermParser
+from textual.command import CommandList, CommandPalette
+from textual.message import Message as TextualMessage
 from textual.pilot import Pilot
 from textual.widgets import Input
 
 from chatroom import protocol
 from chatroom.client import ClientConnection
+from chatroom.history import HistoryStore
 from chatroom.server import ChatServer, ServerConfig
 from chatroom.tui import ChatApp
 from chatroom.tui.app import RECONNECT_MAX_S, backoff_delay
-from chatroom.tui.widgets import ChatInput, PendingView, PromptScreen
+from chatroom.tui.conversation import Conversation, private_key, room_key
+from chatroom.tui.messages import FrameReceived
+from chatroom.tui.widgets import ChatInput, PendingView, PromptScreen, RoomTab
 
 SIZE = (100, 30)
 
@@ -610,3 +619,627 @@ async def test_long_runs_of_joins_and_leaves_in_history_fold(chat_server: Runnin
         assert not shown(app, "visitor0 joined")
         assert shown(app, "bob: still here")
     await bob.close()
+
+
+# ---------------------------------------------------------------------------- rooms
+
+
+def conversation(app: ChatApp, label: str) -> Conversation:
+    """The conversation the room list shows as ``label`` (``#dev``, ``@bob``)."""
+    key = private_key(label[1:]) if label.startswith("@") else room_key(label[1:])
+    return app.convs[key]
+
+
+def tab(app: ChatApp, label: str) -> RoomTab | None:
+    """The room list's line for ``label``, or None when the list has none."""
+    return next((t for t in app.room_list.tabs if t.label == label), None)
+
+
+def labels(app: ChatApp) -> list[str]:
+    """The room list, in order."""
+    return [t.label for t in app.room_list.tabs]
+
+
+def shown_in(app: ChatApp, label: str, text: str) -> bool:
+    """Whether the pane of ``label`` has an entry containing ``text``."""
+    return any(text in entry.text.plain for entry in conversation(app, label).pane.entries)
+
+
+async def joined_room(pilot: Pilot[Any], room: str) -> None:
+    """Type /join ROOM and wait until the room is the current, ready conversation."""
+    app = pilot.app
+    assert isinstance(app, ChatApp)
+    await type_line(pilot, f"/join #{room}")
+    await until(
+        pilot,
+        lambda: app.current.label == f"#{room}" and app.current.ready,
+        f"joining #{room}",
+    )
+
+
+async def in_room(conn: ClientConnection, room: str) -> None:
+    """Join ``room`` with a plain client connection and wait for its own join event."""
+    await conn.send(protocol.JoinRequest(room=room))
+    await expect(conn, protocol.Join, where=lambda j: j.room == room)
+
+
+async def test_join_a_room_and_talk_there(chat_server: RunningServer) -> None:
+    """/join #dev adds the room, shows it, and what is typed there reaches the room's
+    members only: a member of the lobby alone never sees it."""
+    bob = await chat_server.client("bob")
+    await in_room(bob, "dev")
+    carol = await chat_server.client("carol")
+    app = ChatApp(chat_server.host, chat_server.port, name="alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app), "joining")
+        await joined_room(pilot, "dev")
+        assert labels(app) == ["#lobby", "#dev"]
+        assert app.member_list.names == ("alice", "bob")
+        assert "#dev" in app.status.render().plain  # type: ignore[union-attr]
+        await type_line(pilot, "hello dev")
+        said = await expect(bob, protocol.Message, where=lambda m: m.sender == "alice")
+        assert (said.room, said.text) == ("dev", "hello dev")
+        await until(pilot, lambda: shown_in(app, "#dev", "alice: hello dev"), "the echo")
+        assert not shown_in(app, "#lobby", "hello dev")
+
+        await pilot.press("alt+1")
+        await type_line(pilot, "hello lobby")
+        heard = await expect(carol, protocol.Message)
+        # Events come in id order: the first message carol gets is the lobby's.
+        assert (heard.room, heard.text) == ("lobby", "hello lobby")
+    await bob.close()
+    await carol.close()
+
+
+async def test_joined_history_is_set_apart(chat_server: RunningServer) -> None:
+    """Joining a room with a past shows that past dimmed, under "earlier messages", above
+    your own join."""
+    bob = await chat_server.client("bob")
+    await in_room(bob, "dev")
+    await bob.send(protocol.Say(text="said before you came", room="dev"))
+    await expect(bob, protocol.Message)
+    app = ChatApp(chat_server.host, chat_server.port, name="alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app), "joining")
+        await joined_room(pilot, "dev")
+        texts = [entry.text.plain for entry in app.pane.entries]
+        earlier = next(i for i, t in enumerate(texts) if "earlier messages" in t)
+        said = next(i for i, t in enumerate(texts) if "bob: said before you came" in t)
+        joined = next(i for i, t in enumerate(texts) if "you joined #dev as alice" in t)
+        assert earlier < said < joined
+        entry = app.pane.entries[said]
+        assert all("dim" in str(span.style) for span in entry.body.spans) or "dim" in str(
+            entry.body.style
+        )
+    await bob.close()
+
+
+async def test_unread_counts_for_a_room_not_shown(chat_server: RunningServer) -> None:
+    """Messages in a room that is not shown count as unread in the room list, mentions
+    get their own mark; showing the room clears both."""
+    bob = await chat_server.client("bob")
+    await in_room(bob, "dev")
+    app = ChatApp(chat_server.host, chat_server.port, name="alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app), "joining")
+        await joined_room(pilot, "dev")
+        await pilot.press("alt+1")
+        assert app.current.label == "#lobby"
+        await bob.send(protocol.Say(text="one", room="dev"))
+        await bob.send(protocol.Say(text="two", room="dev"))
+        await until(pilot, lambda: (tab(app, "#dev") or RoomTab("", "")).unread == 2, "unread")
+        dev = tab(app, "#dev")
+        assert dev is not None and dev.mentions == 0
+        assert tab(app, "#lobby") == RoomTab("#lobby", "#lobby", current=True)
+        assert not shown(app, "bob: one")  # the lobby's pane shows the lobby only
+        await bob.send(protocol.Say(text="alice, a question", room="dev"))
+        await until(pilot, lambda: (tab(app, "#dev") or RoomTab("", "")).mentions == 1, "mark")
+        entry = app.room_list.entry(room_key("dev"))
+        assert entry.plain == "2 #dev !3"
+        await pilot.press("alt+2")
+        assert app.current.label == "#dev"
+        assert tab(app, "#dev") == RoomTab(room_key("dev"), "#dev", current=True)
+        assert shown(app, "bob: one") and shown(app, "bob: two")
+    await bob.close()
+
+
+async def test_keys_and_clicks_switch_rooms(chat_server: RunningServer) -> None:
+    """Alt+Left/Right, Alt+Up/Down, Alt+number and a click on the room list switch
+    conversations (wrapping around); each switch clears the unread count shown."""
+    bob = await chat_server.client("bob")
+    app = ChatApp(chat_server.host, chat_server.port, name="alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app), "joining")
+        await joined_room(pilot, "dev")
+        await joined_room(pilot, "ops")
+        assert labels(app) == ["#lobby", "#dev", "#ops"]
+        current = lambda: app.current.label  # noqa: E731
+        await pilot.press("alt+left")
+        assert current() == "#dev"
+        await pilot.press("alt+up")
+        assert current() == "#lobby"
+        await pilot.press("alt+up")
+        assert current() == "#ops"  # wraps around
+        await pilot.press("alt+right")
+        assert current() == "#lobby"
+        await pilot.press("alt+down")
+        assert current() == "#dev"
+        await pilot.press("alt+3")
+        assert current() == "#ops"
+        await pilot.press("alt+9")  # no ninth room: nothing happens
+        assert current() == "#ops"
+        assert app.input_line.value == ""  # and no digit was typed
+
+        await bob.say("while you look at #ops")
+        await until(pilot, lambda: (tab(app, "#lobby") or RoomTab("", "")).unread == 1, "unread")
+        await pilot.click(app.room_list.entry(room_key("lobby")))
+        await until(pilot, lambda: current() == "#lobby", "the click")
+        assert tab(app, "#lobby") == RoomTab(room_key("lobby"), "#lobby", current=True)
+        assert app.focused is app.input_line
+    await bob.close()
+
+
+async def test_each_room_keeps_its_scroll_position(chat_server: RunningServer) -> None:
+    """A room scrolled up stays where the reader left it, with its "new below" count,
+    while another room is shown and after switching back."""
+    bob = await chat_server.client("bob")
+    app = ChatApp(chat_server.host, chat_server.port, name="alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app), "joining")
+        for number in range(40):
+            await bob.say(f"line {number}")
+        await until(pilot, lambda: shown(app, "line 39"), "the lines")
+        lobby = app.pane
+        await until(pilot, lambda: lobby.max_scroll_y > 0 and lobby.is_vertical_scroll_end, "end")
+        await pilot.press("pageup")
+        await until(pilot, lambda: not lobby.following, "scrolled up")
+        where = lobby.scroll_y
+        await joined_room(pilot, "dev")
+        await bob.say("said while you were in #dev")
+        await until(pilot, lambda: shown_in(app, "#lobby", "said while"), "the new line")
+        bar = app.query_one("#new-below")
+        assert not bar.display  # #dev's pane has nothing unseen
+        await pilot.press("alt+1")
+        await pilot.pause()
+        assert app.pane is lobby and lobby.scroll_y == where
+        assert bar.display and "1 new message" in str(bar.render())
+    await bob.close()
+
+
+async def test_part_removes_the_room(chat_server: RunningServer) -> None:
+    """/part leaves the current room: its entry goes, the room's members see the part,
+    and the lobby is shown; the lobby itself cannot be left."""
+    bob = await chat_server.client("bob")
+    await in_room(bob, "dev")
+    app = ChatApp(chat_server.host, chat_server.port, name="alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app), "joining")
+        await joined_room(pilot, "dev")
+        await type_line(pilot, "/part")
+        left = await expect(bob, protocol.Leave, where=lambda f: f.name == "alice")
+        assert (left.room, left.reason) == ("dev", "part")
+        await until(pilot, lambda: labels(app) == ["#lobby"], "the entry to go")
+        assert app.current.label == "#lobby"
+        await until(pilot, lambda: shown(app, "you left #dev"), "the note")
+        await type_line(pilot, "/part #lobby")
+        await until(pilot, lambda: shown(app, "everyone stays in #lobby"), "the hint")
+        assert labels(app) == ["#lobby"]
+        await type_line(pilot, "/part #nowhere")
+        await until(pilot, lambda: shown(app, "you are not in #nowhere"), "the hint")
+    await bob.close()
+
+
+async def test_rooms_lists_members_and_topics(chat_server: RunningServer) -> None:
+    """/rooms shows every room with its member count and topic, and marks those you are
+    in; the listing feeds /join's Tab completion."""
+    bob = await chat_server.client("bob")
+    await in_room(bob, "dev")
+    await bob.send(protocol.TopicRequest(room="dev", text="release on Friday"))
+    await expect(bob, protocol.Topic)
+    app = ChatApp(chat_server.host, chat_server.port, name="alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app), "joining")
+        await type_line(pilot, "/rooms")
+        await until(pilot, lambda: shown(app, "2 rooms on this server"), "the listing")
+        listing = next(e.body.plain for e in app.pane.entries if "2 rooms" in e.body.plain)
+        lines = listing.splitlines()
+        dev = next(line for line in lines if "#dev" in line)
+        lobby = next(line for line in lines if "#lobby" in line)
+        assert "1 member" in dev and "release on Friday" in dev and "✓" not in dev
+        assert "2 members" in lobby and "✓" in lobby
+        field = app.query_one("#input", ChatInput)
+        field.value = "/join d"
+        field.cursor_position = len(field.value)
+        await pilot.press("tab")
+        assert field.value == "/join #dev "
+    await bob.close()
+
+
+async def test_who_and_topic_act_on_the_current_room(chat_server: RunningServer) -> None:
+    """/who lists the current room's members, /topic TEXT sets its topic (shown in the
+    status line while the room is), and /topic alone shows it."""
+    bob = await chat_server.client("bob")
+    await in_room(bob, "dev")
+    app = ChatApp(chat_server.host, chat_server.port, name="alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app), "joining")
+        await joined_room(pilot, "dev")
+        await type_line(pilot, "/who")
+        await until(pilot, lambda: shown(app, "2 in #dev: alice, bob"), "the members")
+        await type_line(pilot, "/topic ship it")
+        topic = await expect(bob, protocol.Topic)
+        assert (topic.room, topic.text, topic.sender) == ("dev", "ship it", "alice")
+        await until(pilot, lambda: "ship it" in str(app.status.render()), "the status line")
+        await type_line(pilot, "/topic")
+        await until(pilot, lambda: shown(app, "topic of #dev: ship it"), "the topic")
+        await pilot.press("alt+1")
+        assert "ship it" not in str(app.status.render())
+    await bob.close()
+
+
+async def test_private_message_from_someone_new_opens_an_entry(
+    chat_server: RunningServer,
+) -> None:
+    """A private message from someone without an entry adds "@name" with an unread
+    mention; there, what is typed goes back to that person alone."""
+    bob = await chat_server.client("bob")
+    carol = await chat_server.client("carol")
+    app = ChatApp(chat_server.host, chat_server.port, name="alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app), "joining")
+        await bob.send(protocol.DmRequest(to="alice", text="psst"))
+        await until(pilot, lambda: tab(app, "@bob") is not None, "the entry")
+        await until(pilot, lambda: shown_in(app, "@bob", "private bob → alice: psst"), "message")
+        bob_tab = tab(app, "@bob")
+        assert bob_tab is not None and (bob_tab.unread, bob_tab.mentions) == (1, 1)
+        assert app.current.label == "#lobby" and not shown(app, "psst")
+        await pilot.press("alt+2")
+        assert app.current.label == "@bob"
+        assert app.member_list.names == ("alice", "bob")
+        await type_line(pilot, "hi back")
+        private = await expect(bob, protocol.Dm, where=lambda d: d.sender == "alice")
+        assert (private.to, private.text) == ("bob", "hi back")
+        await until(pilot, lambda: not app.outbox, "the acknowledgement")
+        await type_line(pilot, "/msg carol a /msg elsewhere")
+        await expect(carol, protocol.Dm)
+        # A /msg typed here opens carol's entry without leaving bob's conversation.
+        await until(pilot, lambda: tab(app, "@carol") is not None, "carol's entry")
+        assert app.current.label == "@bob"
+        assert shown(app, "alice → carol: a /msg elsewhere")
+        await type_line(pilot, "/query dora")
+        assert app.current.label == "@dora"
+        await type_line(pilot, "/part")
+        await until(pilot, lambda: tab(app, "@dora") is None, "closing the conversation")
+    await bob.close()
+    await carol.close()
+
+
+async def test_mentions_ring_the_bell_until_turned_off(
+    chat_server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mention rings the terminal bell; /bell off stops it; a message naming nobody
+    never rings."""
+    bob = await chat_server.client("bob")
+    app = ChatApp(chat_server.host, chat_server.port, name="alice")
+    rings: list[float] = []
+    monkeypatch.setattr(app, "bell", lambda: rings.append(time.monotonic()))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app), "joining")
+        await bob.say("nothing for anyone")
+        await bob.say("alice: are you there?")
+        await until(pilot, lambda: shown(app, "are you there"), "the mention")
+        assert len(rings) == 1
+        await type_line(pilot, "/bell off")
+        await until(pilot, lambda: shown(app, "the bell is off"), "the answer")
+        assert not app.bell_on
+        await bob.say("alice!!")
+        await until(pilot, lambda: shown(app, "bob: alice!!"), "another mention")
+        assert len(rings) == 1
+    await bob.close()
+
+
+async def test_no_bell_option_keeps_the_bell_quiet(
+    chat_server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Started with the bell off (--no-bell), a mention and a private message ring nothing."""
+    bob = await chat_server.client("bob")
+    app = ChatApp(chat_server.host, chat_server.port, name="alice", bell=False)
+    rings: list[None] = []
+    monkeypatch.setattr(app, "bell", lambda: rings.append(None))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app), "joining")
+        await bob.say("alice: ping")
+        await bob.send(protocol.DmRequest(to="alice", text="private ping"))
+        await until(pilot, lambda: tab(app, "@bob") is not None, "the private message")
+        assert shown(app, "alice: ping") and rings == []
+    await bob.close()
+
+
+async def test_reconnect_rejoins_rooms_and_resumes_each(chat_server: RunningServer) -> None:
+    """After the connection drops, the app joins its rooms again, each with resume_after
+    set to the last event it saw there: what was said meanwhile appears once, nothing
+    seen before appears again."""
+    bob = await chat_server.client("bob")
+    await in_room(bob, "dev")
+    joined: list[protocol.Joined] = []
+
+    def record(message: TextualMessage) -> None:
+        if isinstance(message, FrameReceived) and isinstance(message.frame, protocol.Joined):
+            joined.append(message.frame)
+
+    app = ChatApp(chat_server.host, chat_server.port, name="alice")
+    app.reconnect_initial_s = 60
+    async with app.run_test(size=SIZE, message_hook=record) as pilot:
+        await until(pilot, lambda: connected(app), "joining")
+        await joined_room(pilot, "dev")
+        await bob.send(protocol.Say(text="before", room="dev"))
+        await until(pilot, lambda: shown_in(app, "#dev", "bob: before"), "the first message")
+        assert app.conn is not None
+        app.conn._writer.transport.abort()  # the network drops the connection
+        await expect(bob, protocol.Leave, where=lambda f: f.name == "alice" and f.room == "dev")
+        await bob.send(protocol.Say(text="while you were away", room="dev"))
+        await expect(bob, protocol.Message, where=lambda m: m.text == "while you were away")
+        await until(pilot, lambda: app.status.retry_at is not None, "the reconnect wait")
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: shown_in(app, "#dev", "are back in #dev"), "rejoining")
+        assert joined[-1].resumed and joined[-1].room == "dev"
+        texts = [entry.text.plain for entry in conversation(app, "#dev").pane.entries]
+        assert sum("bob: before" in t for t in texts) == 1
+        assert sum("bob: while you were away" in t for t in texts) == 1
+        away = next(i for i, t in enumerate(texts) if "while you were away" in t)
+        back = next(i for i, t in enumerate(texts) if "are back in #dev" in t)
+        assert away < back
+        assert conversation(app, "#dev").members == ["bob", "alice"]
+        await type_line(pilot, "still here")
+        said = await expect(bob, protocol.Message, where=lambda m: m.sender == "alice")
+        assert (said.room, said.text) == ("dev", "still here")
+    await bob.close()
+
+
+async def test_server_restart_resumes_rooms_from_the_store(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """A server restarted on the same port with the same history: the app comes back to
+    the lobby and its rooms, and sees what was said in a room while it was away, once."""
+    first_store = HistoryStore.in_dir(tmp_path)
+    first = await start_server(flood_rate=0, history_store=first_store)
+    bob = await first.client("bob")
+    await in_room(bob, "dev")
+    app = ChatApp(first.host, first.port, name="alice")
+    app.reconnect_initial_s = 60
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app), "joining")
+        await joined_room(pilot, "dev")
+        await bob.send(protocol.Say(text="before the restart", room="dev"))
+        await until(pilot, lambda: shown_in(app, "#dev", "before the restart"), "the message")
+        await first.server.close()
+        first_store.close()
+        await until(pilot, lambda: app.conn is None, "the disconnect")
+
+        second_store = HistoryStore.in_dir(tmp_path)
+        second = ChatServer(
+            ServerConfig(host=first.host, port=first.port, flood_rate=0, history_store=second_store)
+        )
+        await second.start()
+        bob2 = await ClientConnection.connect(first.host, first.port)
+        await bob2.hello("bob")
+        await in_room(bob2, "dev")
+        await bob2.send(protocol.Say(text="after the restart", room="dev"))
+        await expect(bob2, protocol.Message)
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: shown_in(app, "#dev", "are back in #dev"), "rejoining")
+        await until(pilot, lambda: shown_in(app, "#lobby", "are back in #lobby"), "the lobby")
+        texts = [entry.text.plain for entry in conversation(app, "#dev").pane.entries]
+        assert sum("bob: before the restart" in t for t in texts) == 1
+        assert sum("bob: after the restart" in t for t in texts) == 1
+        await bob2.close()
+    await second.close()
+    second_store.close()
+    await bob.close()
+
+
+async def test_scrolling_to_the_top_pages_back_to_the_beginning(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """Reaching the top of a room's pane loads the page before the oldest event shown,
+    above it, without moving what the reader sees; the last page ends with the
+    beginning-of-history marker."""
+    store = HistoryStore.in_dir(tmp_path)
+    running = await start_server(flood_rate=0, history_store=store, history_events=40)
+    bob = await running.client("bob")
+    await in_room(bob, "dev")
+    for number in range(150):
+        await bob.send(protocol.Say(text=f"line {number}", room="dev"))
+    await expect(bob, protocol.Message, where=lambda m: m.text == "line 149")
+    app = ChatApp(running.host, running.port, name="alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app), "joining")
+        await joined_room(pilot, "dev")
+        pane = app.pane
+        assert shown(app, "line 149") and shown(app, "line 110") and not shown(app, "line 109")
+        await until(pilot, lambda: pane.max_scroll_y > 0, "a full pane")
+        top_line = pane.lines[0].text
+        for _ in range(10):
+            if shown(app, "line 109"):
+                break
+            await pilot.press("pageup")
+            await pilot.pause()
+        await until(pilot, lambda: shown(app, "line 109"), "the older page")
+        await until(pilot, lambda: not app.current.paging, "the page")
+        # One page of a hundred: lines 10 to 109.
+        bodies = [entry.body.plain for entry in pane.entries]
+        assert "line 10" in bodies and "line 9" not in bodies
+        # The line that was at the top is still where the reader is looking.
+        assert pane.lines[round(pane.scroll_y)].text == top_line
+        assert not shown(app, "beginning of history")
+        texts = [entry.text.plain for entry in pane.entries]
+        assert texts.index(next(t for t in texts if "line 109" in t)) < texts.index(
+            next(t for t in texts if "line 110" in t)
+        )
+        for _ in range(20):
+            if shown(app, "beginning of history"):
+                break
+            await pilot.press("pageup")
+            await pilot.pause()
+        await until(pilot, lambda: shown(app, "beginning of history"), "the first page")
+        numbers = [
+            int(t.rsplit(" ", 1)[1]) for t in (e.text.plain for e in pane.entries) if ": line " in t
+        ]
+        assert numbers == list(range(150))
+        assert "beginning of history" in pane.entries[0].text.plain
+    await bob.close()
+    store.close()
+
+
+async def test_private_conversation_pages_its_own_history(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """Paging back in "@bob" asks for room "@bob" and shows earlier private messages."""
+    store = HistoryStore.in_dir(tmp_path)
+    running = await start_server(flood_rate=0, history_store=store)
+    bob = await running.client("bob")
+    alice_before = await running.client("alice")
+    await bob.send(protocol.DmRequest(to="alice", text="an old secret"))
+    await expect(alice_before, protocol.Dm)
+    await alice_before.close()
+    app = ChatApp(running.host, running.port, name="alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app), "joining")
+        await bob.send(protocol.DmRequest(to="alice", text="a new one"))
+        await until(pilot, lambda: tab(app, "@bob") is not None, "the entry")
+        await pilot.press("alt+2")
+        await pilot.press("pageup")
+        await until(pilot, lambda: shown(app, "beginning of history"), "the page")
+        texts = [entry.text.plain for entry in app.pane.entries]
+        old = next(i for i, t in enumerate(texts) if "an old secret" in t)
+        new = next(i for i, t in enumerate(texts) if "a new one" in t)
+        assert old < new
+    await bob.close()
+    store.close()
+
+
+async def test_tab_completes_commands(chat_server: RunningServer) -> None:
+    """Tab after a leading /word completes the command; Tab again cycles the matches."""
+    app = ChatApp(chat_server.host, chat_server.port, name="alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app), "joining")
+        field = app.query_one("#input", ChatInput)
+        await pilot.press(*"/jo", "tab")
+        assert field.value == "/join "
+        field.value = ""
+        await pilot.press(*"/q", "tab")
+        assert field.value == "/query "
+        await pilot.press("tab")
+        assert field.value == "/quit "
+        field.value = ""
+        await pilot.press(*"/zz", "tab")
+        assert field.value == "/zz"
+
+
+async def test_multiline_paste_is_sent_as_one_message(chat_server: RunningServer) -> None:
+    """A pasted block of lines goes out as one message with its newlines (Input alone
+    would keep the first line); a pasted single line only lands in the input."""
+    bob = await chat_server.client("bob")
+    app = ChatApp(chat_server.host, chat_server.port, name="alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app), "joining")
+        field = app.query_one("#input", ChatInput)
+        await pilot.press(*"look: ")
+        app.post_message(events.Paste("def f():\r\n    return 1\n"))
+        said = await expect(bob, protocol.Message, where=lambda m: m.sender == "alice")
+        assert said.text == "look: def f():\n    return 1"
+        await until(pilot, lambda: not app.outbox and field.value == "", "the acknowledgement")
+        assert any("    return 1" in line for line in app.pane.plain_lines())
+        app.post_message(events.Paste("just one line\n"))
+        await until(pilot, lambda: field.value == "just one line", "the pasted line")
+        assert not app.outbox
+    await bob.close()
+
+
+async def test_command_palette_offers_the_chat_actions(chat_server: RunningServer) -> None:
+    """Ctrl+P lists joining, leaving, switching, listing rooms, who, help, the bell,
+    reconnecting and quitting; choosing one does it."""
+    app = ChatApp(chat_server.host, chat_server.port, name="alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app), "joining")
+        await joined_room(pilot, "dev")
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
+        commands = app.screen.query_one(CommandList)
+        await until(pilot, lambda: commands.option_count >= 9, "the commands")
+        prompts = [
+            str(commands.get_option_at_index(i).prompt) for i in range(commands.option_count)
+        ]
+        for expected in (
+            "Join a room…",
+            "Switch to #lobby",
+            "Leave #dev",
+            "List rooms",
+            "Who is in #dev",
+            "Help",
+            "Turn the bell off",
+            "Reconnect now",
+            "Quit",
+        ):
+            assert any(prompt.startswith(expected) for prompt in prompts), expected
+        await pilot.press(*"list rooms")
+        await until(
+            pilot,
+            lambda: (
+                commands.option_count > 0
+                and str(commands.get_option_at_index(0).prompt).startswith("List rooms")
+            ),
+            "the match",
+        )
+        await pilot.press("down", "enter")
+        await until(pilot, lambda: shown(app, "rooms on this server"), "the listing")
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
+        await pilot.press(*"switch to lobby")
+        commands = app.screen.query_one(CommandList)
+        await until(pilot, lambda: commands.option_count > 0, "the match")
+        await pilot.press("down", "enter")
+        await until(pilot, lambda: app.current.label == "#lobby", "the switch")
+
+
+async def test_room_names_and_topics_stay_literal(chat_server: RunningServer) -> None:
+    """Markup and escape sequences in a room's name and topic are shown as the
+    characters they are, in the room list and the status line."""
+    bob = await chat_server.client("bob")
+    await in_room(bob, "[b]x[/b]")
+    await bob.send(protocol.TopicRequest(room="[b]x[/b]", text="[red]hi[/] \x1b[31mred"))
+    await expect(bob, protocol.Topic)
+    app = ChatApp(chat_server.host, chat_server.port, name="alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app), "joining")
+        await joined_room(pilot, "[b]x[/b]")
+        status = app.status.render().plain  # type: ignore[union-attr]
+        assert "#[b]x[/b]" in status and "[red]hi[/] \\x1b[31mred" in status
+        assert "\x1b" not in status
+        entry = app.room_list.entry(room_key("[b]x[/b]"))
+        assert entry.plain == "2 #[b]x[/b]"
+    await bob.close()
+
+
+def test_alt_digits_reach_the_app_as_alt_keys() -> None:
+    """The escape sequence terminals send for Alt+1 is read as alt+1 once the app exists
+    (Textual alone reads it as the character macOS types for Option+1)."""
+    ChatApp("127.0.0.1", 1, name="alice")
+    parser = XTermParser()
+    keys = [token for token in parser.feed("\x1b1") if isinstance(token, events.Key)]
+    deadline = time.monotonic() + TIMEOUT_S
+    while not keys and time.monotonic() < deadline:
+        # The parser tells a lone ESC from a sequence by a short timeout.
+        keys = [token for token in parser.tick() if isinstance(token, events.Key)]
+    assert [key.key for key in keys] == ["alt+1"]
+
+
+def test_no_bell_flag_reaches_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    """chatroom-tui --no-bell starts the app with the bell off; without it the bell is on."""
+    from chatroom.tui_client import main
+
+    started: list[bool] = []
+    monkeypatch.setattr(ChatApp, "run", lambda self, *a, **k: started.append(self.bell_on))
+    assert main(["127.0.0.1:5000", "--name", "alice", "--no-bell"]) == 0
+    assert main(["127.0.0.1:5000", "--name", "alice"]) == 0
+    assert started == [False, True]

@@ -1,32 +1,50 @@
-"""The Textual chat app: one worker owns the connection, handlers update the widgets."""
+"""The Textual chat app: one worker owns the connection, handlers update the widgets.
+
+The app is in several conversations at once: the lobby, the rooms it joined and private
+conversations. Each has its own pane (in a ``ContentSwitcher``), members, topic, unread
+counts and resume cursor; the room list beside the pane switches between them.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
-import re
 import secrets
 import ssl
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import ClassVar
+from typing import ClassVar, cast
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
+from textual._ansi_sequences import ANSI_SEQUENCES_KEYS
+from textual.actions import SkipAction
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.command import Provider
 from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
-from textual.widgets import Footer, Input
+from textual.widgets import ContentSwitcher, Footer, Input
 
 from chatroom import __version__, protocol
 from chatroom.client import ClientConnection, ConnectError, ConnectionClosed, ServerError
 from chatroom.framing import ErrorCode
-from chatroom.text import inert, name_colour
+from chatroom.text import inert, name_colour, truncate
 from chatroom.tui import commands
+from chatroom.tui.conversation import (
+    Conversation,
+    day_rule,
+    event_entry,
+    history_entries,
+    local_time,
+    private_key,
+    room_key,
+)
 from chatroom.tui.messages import (
     Connected,
     Connecting,
@@ -35,6 +53,7 @@ from chatroom.tui.messages import (
     JoinRefused,
     RetryScheduled,
 )
+from chatroom.tui.palette import ChatCommands
 from chatroom.tui.widgets import (
     ChatInput,
     MemberList,
@@ -43,14 +62,19 @@ from chatroom.tui.widgets import (
     PaneEntry,
     PendingView,
     PromptScreen,
+    RoomList,
+    RoomTab,
     StatusLine,
 )
 
 __all__ = [
+    "BELL_MIN_INTERVAL_S",
+    "HISTORY_PAGE_EVENTS",
     "JOIN_TIMEOUT_S",
     "RATE_LIMIT_RETRY_S",
     "RECONNECT_INITIAL_S",
     "RECONNECT_MAX_S",
+    "REQUEST_TIMEOUT_S",
     "ChatApp",
     "backoff_delay",
 ]
@@ -64,13 +88,18 @@ RECONNECT_JITTER = 0.2
 JOIN_TIMEOUT_S = 15.0
 # The server refills 5 tokens a second (protocol-v1 default), so one is back in 0.2 s.
 RATE_LIMIT_RETRY_S = 0.3
+# Every request but a message is answered within a round trip; one that never is must not
+# hold up everything typed after it for longer than this.
+REQUEST_TIMEOUT_S = 10.0
+# One page of older events: a few screenfuls per request (the server caps pages at 500).
+HISTORY_PAGE_EVENTS = 100
+# A burst of mentions (a replay after a reconnect, someone flooding) rings once, not once
+# per line.
+BELL_MIN_INTERVAL_S = 1.0
 # Ids of events already shown, so a reconnect's history does not repeat them (for servers
 # without resume; with it the server sends each event once).
 SEEN_EVENTS_KEPT = 1000
-# Longer runs of joins and leaves in a welcome's history fold into one line: a busy
-# server's history is otherwise a screenful of comings and goings.
-HISTORY_FOLD_RUN = 4
-# Request errors that mean the request in flight went nowhere and never will.
+# Request errors that mean the message in flight went nowhere and never will.
 _REFUSED_SENDS = frozenset(
     {ErrorCode.TOO_LONG, ErrorCode.BAD_REQUEST, ErrorCode.NO_SUCH_MEMBER, ErrorCode.NOT_JOINED}
 )
@@ -93,6 +122,19 @@ def backoff_delay(
     return max(0.0, min(max_s, jittered))
 
 
+def _read_alt_digits_as_alt() -> None:
+    """Let Alt+1..9 reach the app as ``alt+1``..``alt+9``.
+
+    xterm, tmux, GNOME Terminal and most others send Alt+digit as ESC and the digit;
+    Textual 8 reads those as the characters macOS types for Option+digit (``¡``, ``™``...),
+    for WezTerm on macOS. A chat client needs them as keys, as WeeChat and irssi use them:
+    without the table entries the parser reads ESC+digit as the Alt key it is.
+    """
+    table = cast("dict[str, object]", ANSI_SEQUENCES_KEYS)
+    for digit in "123456789":
+        table.pop(f"\x1b{digit}", None)
+
+
 @dataclass
 class _Outcome:
     """How one connection attempt ended, and what the worker does next."""
@@ -112,6 +154,9 @@ class _Outgoing:
     nonce: str
     to: str | None = None
     action: bool = False
+    room: str = protocol.DEFAULT_ROOM
+    #: The conversation it was typed in, when that is not where it goes (a /msg).
+    origin: str | None = None
     sent: bool = field(default=False, compare=False)
 
     def frame(self) -> protocol.Say | protocol.DmRequest:
@@ -119,24 +164,47 @@ class _Outgoing:
             return protocol.DmRequest(
                 to=self.to, text=self.text, nonce=self.nonce, action=self.action
             )
-        return protocol.Say(text=self.text, nonce=self.nonce, action=self.action)
+        return protocol.Say(text=self.text, nonce=self.nonce, room=self.room, action=self.action)
 
-    def label(self) -> str:
+    def label(self, current: str) -> str:
         """How the pending list shows it (untrusted parts are made inert by the view)."""
         text = f"* {self.text}" if self.action else self.text
-        return f"→ {self.to}: {text}" if self.to is not None else text
+        if self.to is not None:
+            return f"→ {self.to}: {text}"
+        return text if room_key(self.room) == current else f"#{self.room}: {text}"
 
 
-def _local_time(ts: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone()
-    except ValueError:
-        return None
+@dataclass(eq=False)
+class _Request:
+    """A request other than a message, waiting for its answer (or its error)."""
+
+    frame: protocol.ClientFrame
+    #: Made by the app (a rejoin, a page of history), not typed.
+    automatic: bool = False
 
 
-def _name(name: str) -> tuple[str, str]:
-    """A name as a ``Text.assemble`` part: inert, bold, in its colour."""
-    return inert(name), f"bold {name_colour(name)}"
+def _answers(frame: protocol.ServerFrame, request: protocol.ClientFrame, me: str | None) -> bool:
+    """Whether ``frame`` is the server's answer to ``request`` (errors aside)."""
+    match request, frame:
+        case protocol.JoinRequest(room=room), protocol.Joined(room=got):
+            return room_key(room) == room_key(got)
+        case protocol.Part(room=room), protocol.Leave(room=got, name=name, reason=reason):
+            return (
+                name == me
+                and reason == protocol.LeaveReason.PART
+                and (room_key(room) == room_key(got))
+            )
+        case protocol.TopicRequest(room=room), protocol.Topic(room=got, sender=sender):
+            return sender == me and room_key(room) == room_key(got)
+        case protocol.Who(room=room), protocol.Members(room=got):
+            return room_key(room) == room_key(got)
+        case protocol.RoomsRequest(), protocol.Rooms():
+            return True
+        case protocol.HistoryRequest(room=room), protocol.History(room=got):
+            return room == got
+        case protocol.NickRequest(), protocol.Nick(old=old):
+            return old == me
+    return False
 
 
 class ChatApp(App[int]):
@@ -148,19 +216,30 @@ class ChatApp(App[int]):
         name: the name to join as; None asks for one in the app.
         password: the server's password, if it has one (asked for when refused).
         ssl_context: a client TLS context, or None for plain TCP.
+        bell: ring the terminal bell on mentions and private messages.
     """
 
     CSS_PATH = "chat.tcss"
     TITLE = "chatroom"
-    ENABLE_COMMAND_PALETTE = False
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {ChatCommands}
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         Binding("ctrl+r", "retry_now", "Reconnect"),
         Binding("f1", "help", "Help"),
+        # Priority: the input would otherwise take Alt+digit for the digit.
+        Binding("alt+right", "switch_by(1)", "Next room", key_display="Alt+→", priority=True),
+        Binding("alt+down", "switch_by(1)", "Next room", show=False, priority=True),
+        Binding("alt+left", "switch_by(-1)", "Previous room", show=False, priority=True),
+        Binding("alt+up", "switch_by(-1)", "Previous room", show=False, priority=True),
+        *(
+            Binding(f"alt+{n}", f"switch_to_number({n})", f"Room {n}", show=False, priority=True)
+            for n in range(1, 10)
+        ),
         Binding("pageup", "scroll_page(-1)", "Scroll up", show=False),
         Binding("pagedown", "scroll_page(1)", "Scroll down", show=False),
+        Binding("ctrl+home", "load_older", "Older messages", show=False),
     ]
 
     #: The first reconnect delay; tests may lower it on an instance.
@@ -173,69 +252,94 @@ class ChatApp(App[int]):
         name: str | None = None,
         password: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        *,
+        bell: bool = True,
     ) -> None:
         super().__init__()
+        _read_alt_digits_as_alt()
         self.host = host
         self.port = port
         self.chat_name = name
         self.password = password
         self.ssl_context = ssl_context
+        self.bell_on = bell
         self.conn: ClientConnection | None = None
         self.joined_name: str | None = None
-        self.room = ""
-        self.topic = ""
-        self.members: list[str] = []
         # Typed and not yet acknowledged. Only the head is ever on the wire, and only
-        # once the room's replay is over (``_replay_done``): one at a time keeps the order and
-        # makes a rate_limited answer unambiguous; the nonce makes a resend after a
-        # reconnect exactly-once.
+        # once its room's replay is over (``Conversation.ready``): one at a time keeps the
+        # order and makes a rate_limited answer unambiguous; the nonce makes a resend
+        # after a reconnect exactly-once.
         self.outbox: deque[_Outgoing] = deque()
-        self.in_flight: _Outgoing | None = None
-        self._replay_done = False
+        # Other requests (joins, parts, pages of history...) go before waiting messages,
+        # one at a time as well: errors carry no request id, so whatever is in flight is
+        # what an error is about.
+        self._requests: deque[_Request] = deque()
+        self.in_flight: _Outgoing | _Request | None = None
+        self._request_timer: Timer | None = None
         self._nonce_prefix = secrets.token_hex(4)
         self._nonces = 0
         self._resend_timer: Timer | None = None
         self._retry_now = asyncio.Event()
         self._seen: dict[int, str] = {}
+        # Where the lobby and private messages resume (hello's resume_after); other rooms
+        # keep their own cursor.
         self._last_event_id: int | None = None
-        self._last_day: date = datetime.now().astimezone().date()
         self._last_failure = ""
+        self._last_bell = -math.inf
         self._joins = 0
         self._quitting = False
         self._quit_warned = False
+        #: Rooms from the last /rooms answer, for completion and the command palette.
+        self.known_rooms: dict[str, protocol.RoomInfo] = {}
         where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.where = where
         self.sub_title = where
         # Kept as attributes, not queried: handlers still run while the app shuts down,
         # when a query for them would fail.
         self.status = StatusLine(where, tls=ssl_context is not None, id="status")
-        self.pane = MessagePane(id="messages")
         self.member_list = MemberList(id="members")
         self.pending_view = PendingView(id="pending")
-        self.input_line = ChatInput(lambda: self.members, id="input")
+        self.room_list = RoomList(id="rooms")
+        self.input_line = ChatInput(self._completions, id="input")
+        self._panes = 0
+        self.convs: dict[str, Conversation] = {}
+        self.lobby = self._conversation(protocol.DEFAULT_ROOM, private=False)
+        self.current = self.lobby
+        self.switcher = ContentSwitcher(self.lobby.pane, id="panes", initial=self.lobby.pane.id)
+        self.new_below = NewBelowBar(self.lobby.pane, id="new-below")
+
+    @property
+    def pane(self) -> MessagePane:
+        """The pane shown now (the current conversation's)."""
+        return self.current.pane
+
+    @property
+    def members(self) -> list[str]:
+        """The current conversation's members as last known."""
+        return self.current.members
 
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
         yield self.status
         with Horizontal(id="main"):
+            yield self.room_list
             with Vertical(id="conversation"):
-                yield self.pane
-                yield NewBelowBar(self.pane, id="new-below")
+                yield self.switcher
+                yield self.new_below
                 yield self.pending_view
             yield self.member_list
         yield self.input_line
         yield Footer()
 
     def on_mount(self) -> None:
-        self.watch(self.pane, "unseen", self.query_one("#new-below", NewBelowBar).show_count)
-        self.member_list.show([], None, online=False)
-        self._show_pending()
+        self._watch_pane(self.lobby.pane)
+        self._show_current()
         self._notice(
             Text.assemble(
                 (f"chatroom {__version__}", "bold"),
                 f" · connecting to {self.where}… ",
-                ("F1 or /help for help", "dim"),
+                ("F1 or /help for help, Ctrl+P for the command palette", "dim"),
             )
         )
         self.input_line.focus()
@@ -278,7 +382,7 @@ class ChatApp(App[int]):
     async def _session(self, attempt: int) -> _Outcome:
         """One connection, from connect to loss."""
         if self.chat_name is None:
-            name = await self._ask(PromptScreen("Your name in the chat", placeholder="name"))
+            name = await self._prompt(PromptScreen("Your name in the chat", placeholder="name"))
             if name is None:
                 return _Outcome(
                     "no name chosen; Ctrl+R to choose one", wait_for_user=True, show=False
@@ -330,7 +434,7 @@ class ChatApp(App[int]):
                     return _Outcome("joining again", retry_at_once=True, show=False)
                 self.post_message(JoinRefused(exc.code, exc.message or exc.code))
                 if exc.code == ErrorCode.AUTH_FAILED:
-                    password = await self._ask(
+                    password = await self._prompt(
                         PromptScreen(
                             "Password",
                             exc.message or "this server needs a password",
@@ -346,7 +450,7 @@ class ChatApp(App[int]):
                     self.password = password
                     return _Outcome("joining with the password", retry_at_once=True, show=False)
                 if exc.code in (ErrorCode.NAME_TAKEN, ErrorCode.INVALID_NAME):
-                    name = await self._ask(
+                    name = await self._prompt(
                         PromptScreen(
                             "Choose another name", exc.message or exc.code, value=self.chat_name
                         )
@@ -362,7 +466,7 @@ class ChatApp(App[int]):
                     return _Outcome(f"the server refused: {exc}", wait_for_user=True)
                 return _Outcome(f"the server refused: {exc}")
 
-    async def _ask(self, screen: PromptScreen) -> str | None:
+    async def _prompt(self, screen: PromptScreen) -> str | None:
         result: str | None = await self.push_screen_wait(screen)
         return result
 
@@ -379,126 +483,60 @@ class ChatApp(App[int]):
     async def on_connected(self, message: Connected) -> None:
         welcome = message.welcome
         self.conn = message.connection
-        self._replay_done = False
         self.joined_name = self.chat_name = welcome.name
-        self.room = welcome.room
-        self.members = list(welcome.members)
+        lobby = self.lobby
+        if room_key(welcome.room) != lobby.key:
+            self._rekey(lobby, room_key(welcome.room))
+        lobby.name = welcome.room
+        lobby.members = list(welcome.members)
+        lobby.joined = True
+        lobby.ready = False
         self._last_failure = ""
         self._quit_warned = False
-        status = self.status
-        status.who = welcome.name
-        status.room = welcome.room
-        status.member_count = len(self.members)
-        status.set_state("connected")
-        self.member_list.show(self.members, welcome.name)
+        self.status.who = welcome.name
+        self.status.set_state("connected")
         if welcome.gap:
-            self._notice(
-                Text("some events from while you were away are no longer stored", "yellow")
+            self._notice_in(
+                lobby, Text("some events from while you were away are no longer stored", "yellow")
             )
         fresh = [e for e in welcome.history if self._seen.get(e.id) != e.ts]
         if fresh:
             label = "earlier messages" if self._joins == 0 else "while you were away"
-            self._rule(Text(label, style="dim"))
-            self._show_history(fresh)
+            self._add_history(lobby, fresh, label)
         self._joins += 1
-
-    def _show_history(self, events: list[protocol.Event]) -> None:
-        """Show past events dimmed; long runs of joins and leaves fold into one line."""
-        run: list[protocol.Event] = []
-
-        def flush_run() -> None:
-            if len(run) > HISTORY_FOLD_RUN:
-                joins = sum(isinstance(e, protocol.Join) for e in run)
-                for event in run:
-                    self._seen[event.id] = event.ts
-                    self._last_event_id = event.id
-                moment = _local_time(run[-1].ts)
-                clock = moment.strftime("%H:%M") if moment else ""
-                summary = f"{joins} joins and {len(run) - joins} leaves"
-                self.pane.add(PaneEntry(Text(f"{clock} ", "dim"), Text(summary, "dim italic")))
-            else:
-                for event in run:
-                    self._show_event(event, history=True)
-            run.clear()
-
-        for event in events:
-            if isinstance(event, protocol.Join | protocol.Leave):
-                run.append(event)
-                continue
-            flush_run()
-            self._acknowledges(event)
-            self._show_event(event, history=True)
-        flush_run()
-
-    async def on_frame_received(self, message: FrameReceived) -> None:
-        frame = message.frame
-        match frame:
-            case (
-                protocol.Message()
-                | protocol.Join()
-                | protocol.Leave()
-                | protocol.Topic()
-                | protocol.Nick()
-                | protocol.Dm()
-            ):
-                await self._live_event(frame)
-            case protocol.Members(members=members):
-                self.members = list(members)
-                self._members_changed()
-                listing = Text.assemble((f"{len(members)} in #{inert(frame.room)}: ", "bold"))
-                for index, name in enumerate(sorted(members, key=str.casefold)):
-                    if index:
-                        listing.append(", ")
-                    listing.append(inert(name), style=name_colour(name))
-                self._notice(listing)
-            case protocol.Error(code=code, message=text):
-                await self._server_error(code, text)
-            case _:
-                pass  # pongs, and answers to requests this client does not make
-
-    async def _live_event(self, event: protocol.Event) -> None:
-        me = self.joined_name
-        acked = self._acknowledges(event)
-        match event:
-            case protocol.Join(name=name) if name == me:
-                # The replay of missed events (after a resume) is over: send what waits.
-                self._replay_done = True
-            case protocol.Join(name=name):
-                if name not in self.members:
-                    self.members.append(name)
-                self._members_changed()
-            case protocol.Leave(name=name):
-                if name in self.members:
-                    self.members.remove(name)
-                self._members_changed()
-            case protocol.Nick(old=old, new=new):
-                self.members = [new if m == old else m for m in self.members]
-                if old == me:
-                    self.joined_name = self.chat_name = self.status.who = new
-                self._members_changed()
-            case protocol.Topic(text=text):
-                self.topic = self.status.topic = text
-                self.status.redraw()
-        self._show_event(event)
-        if acked or isinstance(event, protocol.Join):
-            await self._pump()
+        # Back into every other room, each from its own last event: the server replays
+        # what was missed there, as hello's resume_after does for the lobby.
+        self._requests.clear()
+        for conv in self.convs.values():
+            if conv is not lobby and not conv.private and conv.joined:
+                self._requests.append(
+                    _Request(
+                        protocol.JoinRequest(room=conv.name, resume_after=conv.last_id),
+                        automatic=True,
+                    )
+                )
+        self._show_current()
+        await self._pump()
 
     def on_disconnected(self, message: Disconnected) -> None:
         self.conn = None
         self.in_flight = None
-        self._replay_done = False
+        self._requests.clear()
+        self._cancel_request_timer()
         self._cancel_resend()
+        for conv in self.convs.values():
+            conv.ready = False
+            conv.paging = False
         self.status.set_state("disconnected", message.reason)
-        self.member_list.show(self.members, self.joined_name, online=False)
-        self._show_pending()
+        self._show_current()
         if message.was_joined:
-            self._notice(
-                Text.assemble(
-                    ("disconnected: ", "bold red"),
-                    message.reason,
-                    ("  (reconnecting by itself; Ctrl+R: now)", "dim"),
-                )
+            notice = Text.assemble(
+                ("disconnected: ", "bold red"),
+                message.reason,
+                ("  (reconnecting by itself; Ctrl+R: now)", "dim"),
             )
+            for conv in self.convs.values():
+                self._notice_in(conv, notice.copy())
         elif message.reason != self._last_failure:
             self._notice(
                 Text.assemble(
@@ -518,68 +556,384 @@ class ChatApp(App[int]):
         else:
             self.status.set_state("disconnected", message.why, retry_in_s=message.delay_s)
 
+    # ------------------------------------------------------------------ frames
+
+    async def on_frame_received(self, message: FrameReceived) -> None:
+        frame = message.frame
+        answered = self._take_answer(frame)
+        match frame:
+            case (
+                protocol.Message()
+                | protocol.Join()
+                | protocol.Leave()
+                | protocol.Topic()
+                | protocol.Nick()
+                | protocol.Dm()
+            ):
+                await self._live_event(frame)
+            case protocol.Joined():
+                self._joined(frame, switch=answered is not None and not answered.automatic)
+            case protocol.History():
+                self._older_page(frame)
+            case protocol.Members(members=members):
+                conv = self.convs.get(room_key(frame.room))
+                if conv is not None and not conv.private:
+                    conv.members = list(members)
+                    self._members_changed(conv)
+                listing = Text.assemble((f"{len(members)} in #{inert(frame.room)}: ", "bold"))
+                for index, name in enumerate(sorted(members, key=str.casefold)):
+                    if index:
+                        listing.append(", ")
+                    listing.append(inert(name), style=name_colour(name))
+                self._notice_in(conv if conv is not None else self.current, listing)
+            case protocol.Rooms():
+                self._rooms_listing(frame)
+            case protocol.Error(code=code, message=text):
+                await self._server_error(code, text)
+            case _:
+                pass  # pongs, and answers to requests this client does not make
+        if answered is not None:
+            await self._pump()
+
+    def _take_answer(self, frame: protocol.ServerFrame) -> _Request | None:
+        """If ``frame`` answers the request in flight, that request is done: return it."""
+        request = self.in_flight
+        if not isinstance(request, _Request) or not _answers(
+            frame, request.frame, self.joined_name
+        ):
+            return None
+        self._requests.popleft()
+        self.in_flight = None
+        self._cancel_request_timer()
+        self._cancel_resend()
+        return request
+
+    def _mark_seen(self, event: protocol.Event) -> None:
+        self._seen[event.id] = event.ts
+        if len(self._seen) > SEEN_EVENTS_KEPT:
+            del self._seen[next(iter(self._seen))]
+
+    async def _live_event(self, event: protocol.Event) -> None:
+        me = self.joined_name
+        acked = self._acknowledges(event)
+        self._mark_seen(event)
+        if isinstance(event, protocol.Dm):
+            self._private_event(event, acked)
+            if acked is not None:
+                await self._pump()
+            return
+        conv = self.convs.get(room_key(event.room)) if event.room else None
+        if conv is None or conv.private:
+            # A room already left (its last words may still be on the way), or a rename
+            # seen in no room at all.
+            if isinstance(event, protocol.Nick):
+                self._renamed(event)
+                self._show_event(self.current, event)
+            return
+        # The latest, not the highest: a server restarted without its store counts from 1.
+        if conv is self.lobby:
+            self._last_event_id = event.id
+        else:
+            conv.last_id = event.id
+        match event:
+            case protocol.Join(name=name) if name == me:
+                # The room's replay (after a resume) is over: what waits for it may go.
+                conv.ready = True
+                conv.joins += 1
+                verb = "joined" if conv.joins == 1 else "are back in"
+                clock = local_time(event.ts)
+                when = clock.strftime("%H:%M") if clock else ""
+                rule = self._rule(
+                    conv, Text(f"you {verb} #{inert(conv.name)} as {inert(name)} · {when}", "dim")
+                )
+                rule.event_id = event.id
+                self._show_rooms()
+                await self._pump()
+                return
+            case protocol.Join(name=name) if conv.ready:
+                # Only live events: a replay's comings and goings are older than the
+                # member list the welcome or joined brought.
+                if name not in conv.members:
+                    conv.members.append(name)
+                self._members_changed(conv)
+            case protocol.Leave(name=name, reason=reason) if (
+                name == me and reason == protocol.LeaveReason.PART and conv.ready
+            ):
+                self._close(conv)
+                self._notice(Text.assemble("you left ", (f"#{inert(conv.name)}", "bold")))
+                await self._pump()
+                return
+            case protocol.Leave(name=name) if conv.ready:
+                if name in conv.members:
+                    conv.members.remove(name)
+                self._members_changed(conv)
+            case protocol.Nick(old=old, new=new):
+                if conv.ready:
+                    conv.members = [new if m == old else m for m in conv.members]
+                self._renamed(event)
+                self._members_changed(conv)
+            case protocol.Topic(text=text):
+                conv.topic = text
+                if conv is self.current:
+                    self.status.topic = text
+                    self.status.redraw()
+        entry = self._show_event(conv, event)
+        if isinstance(event, protocol.Message) and event.sender != me:
+            self._note_unread(conv, mention=entry.mention)
+        if acked is not None:
+            await self._pump()
+
+    def _private_event(self, event: protocol.Dm, acked: _Outgoing | None) -> None:
+        me = self.joined_name
+        self._last_event_id = event.id
+        other = event.to if event.sender == me else event.sender
+        conv = self.convs.get(private_key(other))
+        if conv is None:
+            conv = self._add_conversation(other, private=True)
+        conv.name = other  # as the server spells it
+        self._show_event(conv, event)
+        if event.sender != me:
+            # A private message is addressed to you: it counts as a mention.
+            self._note_unread(conv, mention=True)
+        elif acked is not None and acked.origin not in (None, conv.key):
+            origin = self.convs.get(acked.origin or "")
+            if origin is not None:
+                origin.pane.add(event_entry(event, me))
+        self._show_rooms()
+
+    def _renamed(self, event: protocol.Nick) -> None:
+        """Someone (maybe us) has a new name: follow it in the status and private entries."""
+        if event.old == self.joined_name:
+            self.joined_name = self.chat_name = self.status.who = event.new
+            self.status.redraw()
+        conv = self.convs.get(private_key(event.old))
+        if conv is not None and private_key(event.new) not in self.convs:
+            self._rekey(conv, private_key(event.new))
+            conv.name = event.new
+            self._show_event(conv, event)
+            if conv is self.current:
+                self._show_current()
+            self._show_rooms()
+
+    def _joined(self, joined: protocol.Joined, *, switch: bool) -> None:
+        conv = self.convs.get(room_key(joined.room))
+        if conv is None:
+            conv = self._add_conversation(joined.room, private=False)
+        conv.name = joined.room
+        conv.members = list(joined.members)
+        conv.topic = joined.topic
+        conv.joined = True
+        conv.ready = False
+        if joined.gap:
+            self._notice_in(
+                conv, Text("some events from while you were away are no longer stored", "yellow")
+            )
+        fresh = [e for e in joined.history if self._seen.get(e.id) != e.ts]
+        if fresh:
+            self._add_history(conv, fresh, "earlier messages" if conv.joins == 0 else "before")
+        if switch:
+            self.switch_to(conv.key)
+        elif conv is self.current:
+            self._show_current()
+        else:
+            self._show_rooms()
+
+    def _add_history(self, conv: Conversation, events: list[protocol.Event], label: str) -> None:
+        """Show a welcome's or joined's history in ``conv``, set apart and dimmed."""
+        for event in events:
+            self._mark_seen(event)
+            if conv is self.lobby:
+                self._last_event_id = event.id
+            else:
+                conv.last_id = event.id
+            self._acknowledges(event)
+        self._rule(conv, Text(label, style="dim"))
+        entries, day = history_entries(events, self.joined_name, conv.last_day)
+        for entry in entries:
+            conv.pane.add(entry)
+        if day is not None:
+            conv.last_day = day
+
+    def _older_page(self, page: protocol.History) -> None:
+        """Put a page of older events above what ``page.room``'s pane shows."""
+        if page.room.startswith("@"):
+            conv = self.convs.get(private_key(page.room[1:]))
+        else:
+            conv = self.convs.get(room_key(page.room))
+        if conv is None:
+            return  # closed while the page was on its way
+        conv.paging = False
+        oldest = conv.pane.oldest_event_id()
+        events = [e for e in page.events if oldest is None or e.id < oldest]
+        entries, _ = history_entries(events, self.joined_name, None)
+        if not page.more:
+            conv.history_done = True
+            entries.insert(
+                0, PaneEntry(Text(""), Text("beginning of history", style="dim"), rule=True)
+            )
+        conv.pane.prepend(entries)
+
+    def _rooms_listing(self, frame: protocol.Rooms) -> None:
+        self.known_rooms = {room_key(room.name): room for room in frame.rooms}
+        count = len(frame.rooms)
+        listing = Text(f"{count} room{'' if count == 1 else 's'} on this server", style="bold")
+        width = max((cell_len(inert(room.name)) for room in frame.rooms), default=0) + 1
+        for room in sorted(frame.rooms, key=lambda r: r.name.casefold()):
+            name = f"#{inert(room.name)}"
+            listing.append("\n  ")
+            listing.append(name, style="bold")
+            listing.append(" " * (width - cell_len(name) + 2))
+            plural = " " if room.members == 1 else "s"
+            listing.append(f"{room.members:>3} member{plural}")
+            conv = self.convs.get(room_key(room.name))
+            joined = conv is not None and conv.joined and not conv.private
+            listing.append(" ✓ " if joined else "   ", style="green")
+            if room.topic:
+                listing.append(truncate(inert(room.topic), 60), style="italic")
+        listing.append("\n✓ ", style="green")
+        listing.append("you are in it; ", style="dim")
+        listing.append("/join ROOM", style="bold")
+        listing.append(" joins one, or makes a new one", style="dim")
+        self._notice(listing)
+
     # ------------------------------------------------------------------ sending
 
-    def _queue(self, text: str, *, to: str | None = None, action: bool = False) -> None:
+    def _queue(
+        self,
+        text: str,
+        *,
+        room: str = protocol.DEFAULT_ROOM,
+        to: str | None = None,
+        action: bool = False,
+        origin: str | None = None,
+    ) -> None:
         self._nonces += 1
-        self.outbox.append(_Outgoing(text, f"{self._nonce_prefix}-{self._nonces}", to, action))
+        nonce = f"{self._nonce_prefix}-{self._nonces}"
+        self.outbox.append(_Outgoing(text, nonce, to, action, room, origin))
+
+    async def _ask(self, frame: protocol.ClientFrame, *, automatic: bool = False) -> None:
+        """Send a request that needs a live connection (join, who, nick, topic...)."""
+        if self.conn is None:
+            self._notice(Text("not connected; try again once reconnected", style="yellow"))
+            return
+        self._requests.append(_Request(frame, automatic=automatic))
+        await self._pump()
+
+    def _sendable(self) -> _Outgoing | None:
+        """The outbox's head if its conversation is ready for it; drops what cannot go."""
+        while self.outbox:
+            head = self.outbox[0]
+            if head.to is not None:
+                return head if self.lobby.ready else None
+            conv = self.convs.get(room_key(head.room))
+            if conv is not None and conv.joined:
+                return head if conv.ready and self.lobby.ready else None
+            self.outbox.popleft()
+            self._notice(
+                Text.assemble(
+                    ("not sent ", "bold red"),
+                    f"(you are not in #{inert(head.room)}): ",
+                    inert(head.text),
+                )
+            )
+        return None
 
     async def _pump(self) -> None:
-        """Send the head of the outbox if the connection is ready and nothing is in flight."""
+        """Send the next request, or the head of the outbox, if nothing is in flight."""
         conn = self.conn
-        if conn is not None and self._replay_done and self.in_flight is None and self.outbox:
-            head = self.in_flight = self.outbox[0]
-            head.sent = True
-            try:
-                await conn.send(head.frame())
-            except ConnectionClosed:
-                self.in_flight = None  # the worker sees the loss too and reconnects
+        if conn is not None and self.in_flight is None:
+            frame: protocol.ClientFrame | None = None
+            if self._requests:
+                request = self.in_flight = self._requests[0]
+                frame = request.frame
+                self._cancel_request_timer()
+                self._request_timer = self.set_timer(
+                    REQUEST_TIMEOUT_S, lambda: self._request_timed_out(request)
+                )
+            else:
+                head = self._sendable()
+                if head is not None:
+                    self.in_flight = head
+                    head.sent = True
+                    frame = head.frame()
+            if frame is not None:
+                try:
+                    await conn.send(frame)
+                except ConnectionClosed:
+                    self.in_flight = None  # the worker sees the loss too and reconnects
         self._show_pending()
 
-    def _acknowledges(self, event: protocol.Event) -> bool:
-        """If ``event`` is the echo of the outbox's head, take the head off; say so."""
+    def _acknowledges(self, event: protocol.Event) -> _Outgoing | None:
+        """If ``event`` is the echo of the outbox's head, take the head off and return it."""
         if not self.outbox or not isinstance(event, protocol.Message | protocol.Dm):
-            return False
+            return None
         head = self.outbox[0]
         if event.sender != self.joined_name or isinstance(event, protocol.Dm) != (
             head.to is not None
         ):
-            return False
+            return None
         if event.nonce is not None:
             matches = event.nonce == head.nonce
         else:
             # A server that does not echo nonces: the text of our own, unseen message.
             matches = head.sent and event.text == head.text
         if not matches:
-            return False
+            return None
         self.outbox.popleft()
-        self.in_flight = None
-        self._cancel_resend()
+        if self.in_flight is head:
+            self.in_flight = None
+            self._cancel_resend()
         self._show_pending()
-        return True
+        return head
 
     def _cancel_resend(self) -> None:
         if self._resend_timer is not None:
             self._resend_timer.stop()
             self._resend_timer = None
 
+    def _cancel_request_timer(self) -> None:
+        if self._request_timer is not None:
+            self._request_timer.stop()
+            self._request_timer = None
+
     async def _resend(self) -> None:
         self._resend_timer = None
         self.in_flight = None
         await self._pump()
 
+    async def _request_timed_out(self, request: _Request) -> None:
+        self._request_timer = None
+        if self.in_flight is not request:
+            return
+        self._requests.popleft()
+        self.in_flight = None
+        self._request_failed(request, "timeout", "no answer from the server")
+        await self._pump()
+
     async def _server_error(self, code: str, text: str) -> None:
-        if code == ErrorCode.RATE_LIMITED and self.in_flight is not None:
-            # Not delivered; try again once the server's bucket has a token. If the error
-            # was about something else, the echo arrives first and cancels this.
+        flight = self.in_flight
+        if code == ErrorCode.RATE_LIMITED and flight is not None:
+            # Not delivered; try again once the server's bucket has a token.
             self._cancel_resend()
             self._resend_timer = self.set_timer(RATE_LIMIT_RETRY_S, self._resend)
             return
-        if code in _REFUSED_SENDS and self.in_flight is not None:
+        if isinstance(flight, _Request):
+            self._requests.popleft()
+            self.in_flight = None
+            self._cancel_request_timer()
+            self._request_failed(flight, code, text)
+            await self._pump()
+            return
+        if code in _REFUSED_SENDS and flight is not None:
             unsent = self.outbox.popleft()
             self.in_flight = None
             self._notice(Text.assemble(("not sent: ", "bold red"), inert(text or code)))
-            if not self.input_line.value and unsent.to is None and not unsent.action:
+            if (
+                not self.input_line.value
+                and unsent.to is None
+                and not unsent.action
+                and "\n" not in unsent.text
+            ):
                 self.input_line.value = unsent.text  # give it back to shorten or fix
             await self._pump()
             return
@@ -589,13 +943,51 @@ class ChatApp(App[int]):
             )
         )
 
-    async def _request(self, frame: protocol.ClientFrame) -> None:
-        """Send a request that needs a live connection (who, nick, topic)."""
-        if self.conn is None:
-            self._notice(Text("not connected; try again once reconnected", style="yellow"))
-            return
-        with contextlib.suppress(ConnectionClosed):
-            await self.conn.send(frame)
+    def _request_failed(self, request: _Request, code: str, text: str) -> None:
+        """Say why ``request`` came to nothing, where it matters."""
+        reason = Text.assemble(inert(text or code), (f" ({inert(code)})", "dim"))
+        where = self.current
+        match request.frame:
+            case protocol.JoinRequest(room=room):
+                conv = self.convs.get(room_key(room))
+                if conv is not None and request.automatic:
+                    conv.joined = False
+                    conv.ready = False
+                    self._show_rooms()
+                    self._notice_in(
+                        conv,
+                        Text.assemble(
+                            (f"could not rejoin #{inert(room)}: ", "bold red"),
+                            reason,
+                            (f"  /join {inert(room)} tries again", "dim"),
+                        ),
+                    )
+                    return
+                what = f"cannot join #{inert(room)}"
+            case protocol.Part(room=room):
+                what = f"cannot leave #{inert(room)}"
+            case protocol.TopicRequest(room=room):
+                what = f"cannot set the topic of #{inert(room)}"
+            case protocol.HistoryRequest(room=room):
+                key = private_key(room[1:]) if room.startswith("@") else room_key(room)
+                conv = self.convs.get(key)
+                if conv is None:
+                    return
+                conv.paging = False
+                if code == "timeout":
+                    return  # scrolling up again asks again
+                # The server keeps no older events for us; asking again would say the same.
+                conv.history_done = True
+                where, what = conv, "no older messages"
+            case protocol.Who(room=room):
+                what = f"cannot list the members of #{inert(room)}"
+            case protocol.RoomsRequest():
+                what = "cannot list the rooms"
+            case protocol.NickRequest():
+                what = "cannot change your name"
+            case _:
+                what = "request failed"
+        self._notice_in(where, Text.assemble((f"{what}: ", "bold red"), reason))
 
     # ------------------------------------------------------------------ input
 
@@ -603,37 +995,68 @@ class ChatApp(App[int]):
     async def _submitted(self, event: Input.Submitted) -> None:
         line = event.value
         self.input_line.clear()
-        self.input_line.remember(line)
+        if "\n" not in line:
+            self.input_line.remember(line)
+        await self.run_line(line)
+
+    async def run_line(self, line: str) -> None:
+        """Do what a line typed in the current conversation asks: send it, or a command."""
+        conv = self.current
         match commands.parse_command(line):
             case commands.SendText(text=text):
-                self._queue(text)
+                if not self._say(conv, text):
+                    return
             case commands.Action(text=text):
-                self._queue(text, action=True)
+                if not self._say(conv, text, action=True):
+                    return
             case commands.PrivateMessage(to=to, text=text):
-                self._queue(text, to=to)
+                self._queue(text, to=to, origin=conv.key)
+            case commands.Query(name=name, text=text):
+                target = self.convs.get(private_key(name))
+                if target is None:
+                    target = self._add_conversation(name, private=True)
+                self.switch_to(target.key)
+                if not text:
+                    return
+                self._queue(text, to=target.name)
+            case commands.Join(room=room):
+                await self.join_room(room)
+                return
+            case commands.Part(room=room):
+                await self._part(room)
+                return
+            case commands.Rooms():
+                await self._ask(protocol.RoomsRequest())
+                return
             case commands.Help():
                 self.action_help()
                 return
             case commands.Who():
-                if self.conn is None:
-                    names = ", ".join(inert(n) for n in sorted(self.members, key=str.casefold))
-                    self._notice(Text(f"not connected; last known members: {names or 'none'}"))
-                else:
-                    await self._request(protocol.Who(room=self.room or protocol.DEFAULT_ROOM))
+                await self._who(conv)
                 return
             case commands.Nick(name=name):
-                await self._request(protocol.NickRequest(name=name))
+                if name == self.joined_name:
+                    self._notice(Text.assemble("you are already called ", _bold(name)))
+                    return
+                await self._ask(protocol.NickRequest(name=name))
                 return
             case commands.SetTopic(text=text):
-                await self._request(
-                    protocol.TopicRequest(room=self.room or protocol.DEFAULT_ROOM, text=text)
-                )
+                if conv.private:
+                    self._notice(Text("a private conversation has no topic"))
+                    return
+                await self._ask(protocol.TopicRequest(room=conv.name, text=text))
+                return
+            case commands.ShowTopic():
+                self._show_topic(conv)
+                return
+            case commands.Bell(on=on_):
+                self._set_bell(on_)
                 return
             case commands.Quit():
                 await self.action_quit()
                 return
             case commands.Clear():
-                self.pane.clear_entries()
+                conv.pane.clear_entries()
                 return
             case commands.Usage(hint=hint):
                 self._notice(Text.assemble("usage: ", (hint, "bold")))
@@ -655,6 +1078,209 @@ class ChatApp(App[int]):
         self.pane.jump_to_end()
         await self._pump()
 
+    def _say(self, conv: Conversation, text: str, *, action: bool = False) -> bool:
+        """Queue ``text`` for the conversation ``conv``; False when it cannot take it."""
+        if conv.private:
+            self._queue(text, to=conv.name, action=action)
+        elif conv.joined:
+            self._queue(text, room=conv.name, action=action)
+        else:
+            self._notice(
+                Text.assemble(
+                    ("not sent: ", "bold red"),
+                    f"you are not in #{inert(conv.name)}; ",
+                    _bold(f"/join {conv.name}"),
+                    " to go back",
+                )
+            )
+            return False
+        return True
+
+    async def join_room(self, room: str) -> None:
+        """Join ``room``, or show it if already in (as IRC clients do)."""
+        conv = self.convs.get(room_key(room))
+        if conv is not None and conv.joined and not conv.private:
+            self.switch_to(conv.key)
+            return
+        resume_after = conv.last_id if conv is not None else None
+        await self._ask(protocol.JoinRequest(room=room, resume_after=resume_after))
+
+    async def _part(self, room: str | None) -> None:
+        if room is None:
+            conv: Conversation | None = self.current
+        elif room.startswith("@"):
+            conv = self.convs.get(private_key(room[1:]))
+        else:
+            conv = self.convs.get(room_key(room)) or self.convs.get(private_key(room))
+        if conv is None:
+            self._notice(Text(f"you are not in #{inert(room or '')}"))
+            return
+        if conv is self.lobby:
+            self._notice(
+                Text.assemble(
+                    f"everyone stays in #{inert(conv.name)}: the server puts each connection there"
+                )
+            )
+            return
+        if conv.private or not conv.joined or self.conn is None:
+            # Nothing to tell the server: a private conversation is only an entry here,
+            # and a lost connection already took us out of the room.
+            self._close(conv)
+            return
+        await self._ask(protocol.Part(room=conv.name))
+
+    async def _who(self, conv: Conversation) -> None:
+        if conv.private:
+            self._notice(Text.assemble("a private conversation with ", _bold(conv.name)))
+        elif self.conn is None:
+            names = ", ".join(inert(n) for n in sorted(conv.members, key=str.casefold))
+            self._notice(Text(f"not connected; last known members: {names or 'none'}"))
+        else:
+            await self._ask(protocol.Who(room=conv.name))
+
+    def _show_topic(self, conv: Conversation) -> None:
+        if conv.private:
+            self._notice(Text("a private conversation has no topic"))
+        elif conv.topic:
+            self._notice(
+                Text.assemble(f"topic of #{inert(conv.name)}: ", (inert(conv.topic), "italic"))
+            )
+        else:
+            self._notice(
+                Text.assemble(
+                    f"#{inert(conv.name)} has no topic; ", _bold("/topic TEXT"), " sets one"
+                )
+            )
+
+    def _set_bell(self, on_: bool | None) -> None:
+        if on_ is not None:
+            self.bell_on = on_
+        if self.bell_on:
+            self._notice(
+                Text.assemble(
+                    "the bell rings on mentions and private messages; ",
+                    _bold("/bell off"),
+                    " stops it",
+                )
+            )
+        else:
+            self._notice(Text.assemble("the bell is off; ", _bold("/bell on"), " turns it on"))
+
+    def _completions(self, head: str) -> Sequence[str]:
+        """What a word typed after ``head`` may complete to."""
+        command = head.strip().casefold()
+        if command in ("/join", "/j"):
+            rooms = {room.name for room in self.known_rooms.values()}
+            rooms.update(c.name for c in self.convs.values() if not c.private)
+            return sorted((f"#{room}" for room in rooms), key=str.casefold)
+        if command in ("/part", "/leave", "/close"):
+            return [c.label for c in self.convs.values() if c is not self.lobby]
+        if command in ("/msg", "/query"):
+            names = {n for c in self.convs.values() for n in c.members}
+            names.update(c.name for c in self.convs.values() if c.private)
+            names.discard(self.joined_name or "")
+            return sorted(names, key=str.casefold)
+        conv = self.current
+        if conv.private:
+            return [conv.name]
+        return conv.members
+
+    # ------------------------------------------------------------------ conversations
+
+    def _conversation(self, name: str, *, private: bool) -> Conversation:
+        """A new conversation, last in the list, its pane not yet mounted."""
+        self._panes += 1
+        pane = MessagePane(id=f"pane-{self._panes}")
+        key = private_key(name) if private else room_key(name)
+        conv = Conversation(key=key, name=name, private=private, pane=pane)
+        self.convs[key] = conv
+        return conv
+
+    def _add_conversation(self, name: str, *, private: bool) -> Conversation:
+        conv = self._conversation(name, private=private)
+        conv.pane.display = False
+        self.switcher.mount(conv.pane)
+        self._watch_pane(conv.pane)
+        self._show_rooms()
+        return conv
+
+    def _watch_pane(self, pane: MessagePane) -> None:
+        self.watch(pane, "unseen", lambda unseen: self._unseen_changed(pane, unseen))
+
+    def _unseen_changed(self, pane: MessagePane, unseen: int) -> None:
+        if pane is self.current.pane:
+            self.new_below.show_count(unseen)
+
+    def _rekey(self, conv: Conversation, key: str) -> None:
+        """Give ``conv`` a new key, keeping its place in the list."""
+        self.convs = {(key if k == conv.key else k): c for k, c in self.convs.items()}
+        conv.key = key
+
+    def _close(self, conv: Conversation) -> None:
+        """Take ``conv`` off the list; the one before it is shown if it was."""
+        keys = list(self.convs)
+        index = keys.index(conv.key)
+        del self.convs[conv.key]
+        if conv is self.current:
+            neighbour = list(self.convs.values())[max(0, index - 1)]
+            self.switch_to(neighbour.key)
+        conv.pane.remove()
+        self._show_rooms()
+
+    def switch_to(self, key: str) -> None:
+        """Show the conversation ``key``; its unread count is cleared."""
+        conv = self.convs.get(key)
+        if conv is None:
+            return
+        if conv is not self.current:
+            self.current = conv
+            self.switcher.current = conv.pane.id
+            self.new_below.pane = conv.pane
+        conv.unread = conv.mentions = 0
+        self._show_current()
+        with contextlib.suppress(KeyError):
+            self.room_list.scroll_to_widget(self.room_list.entry(key), animate=False)
+
+    def _note_unread(self, conv: Conversation, *, mention: bool) -> None:
+        if mention:
+            self._ring()
+        if conv is self.current:
+            return
+        conv.unread += 1
+        if mention:
+            conv.mentions += 1
+        self._show_rooms()
+
+    def _ring(self) -> None:
+        now = time.monotonic()
+        if self.bell_on and now - self._last_bell >= BELL_MIN_INTERVAL_S:
+            self._last_bell = now
+            self.bell()
+
+    async def _load_older(self, conv: Conversation) -> None:
+        """Ask for the page of events before the oldest ``conv`` shows."""
+        if conv.paging or conv.history_done or self.conn is None:
+            return
+        if not (conv.ready if not conv.private else self.lobby.ready):
+            return
+        conv.paging = True
+        before = conv.pane.oldest_event_id()
+        await self._ask(
+            protocol.HistoryRequest(
+                room=conv.history_room, before=before, limit=HISTORY_PAGE_EVENTS
+            ),
+            automatic=True,
+        )
+
+    async def on_message_pane_reached_top(self, message: MessagePane.ReachedTop) -> None:
+        conv = next((c for c in self.convs.values() if c.pane is message.pane), None)
+        if conv is not None:
+            await self._load_older(conv)
+
+    def on_room_list_chosen(self, message: RoomList.Chosen) -> None:
+        self.switch_to(message.key)
+        self.input_line.focus()
+
     # ------------------------------------------------------------------ actions
 
     async def action_quit(self) -> None:
@@ -674,6 +1300,7 @@ class ChatApp(App[int]):
             return
         self._quitting = True
         self._cancel_resend()
+        self._cancel_request_timer()
         conn, self.conn = self.conn, None
         if conn is not None:
             await conn.close()
@@ -683,6 +1310,40 @@ class ChatApp(App[int]):
         """Skip the reconnect wait."""
         if self.conn is None:
             self._retry_now.set()
+
+    def action_switch_by(self, step: int) -> None:
+        """Show the next (1) or previous (-1) conversation in the list, wrapping around."""
+        if len(self.screen_stack) > 1:
+            raise SkipAction()  # a dialog is open: the keys are its input's
+        keys = list(self.convs)
+        index = keys.index(self.current.key)
+        self.switch_to(keys[(index + step) % len(keys)])
+
+    def action_switch_to_number(self, number: int) -> None:
+        """Show the conversation numbered ``number`` in the list (from 1)."""
+        if len(self.screen_stack) > 1:
+            raise SkipAction()
+        keys = list(self.convs)
+        if 0 < number <= len(keys):
+            self.switch_to(keys[number - 1])
+
+    async def action_load_older(self) -> None:
+        """Load the page of messages before the oldest shown, and scroll to it."""
+        self.pane.scroll_home(animate=False, immediate=True)
+        await self._load_older(self.current)
+
+    def action_join_prompt(self) -> None:
+        """Ask for a room's name, then join it."""
+
+        async def join(room: str | None) -> None:
+            if room:
+                await self.join_room(room.removeprefix("#").strip())
+
+        self.push_screen(PromptScreen("Join a room", placeholder="room"), join)
+
+    def action_toggle_bell(self) -> None:
+        """Turn the bell on mentions on or off."""
+        self._set_bell(not self.bell_on)
 
     def action_help(self) -> None:
         """Show commands and keys in the pane."""
@@ -694,10 +1355,13 @@ class ChatApp(App[int]):
             help_text.append(f"{what}\n")
         help_text.append("Keys\n", style="bold")
         for keys, what in (
-            ("Enter", "send"),
+            ("Enter", "send (a pasted block of lines goes as one message)"),
             ("Up/Down", "recall earlier lines"),
-            ("Tab", "complete a member's name"),
-            ("PgUp/PgDn", "scroll the conversation"),
+            ("Tab", "complete a name, a /command or a #room"),
+            ("Alt+←/→", "previous/next room (Alt+↑/↓ too; or click it)"),
+            ("Alt+1..9", "go to room number 1..9 in the list"),
+            ("PgUp/PgDn", "scroll; PgUp at the top loads older messages"),
+            ("Ctrl+P", "command palette"),
             ("Ctrl+R", "reconnect now"),
             ("Ctrl+Q", "quit (Ctrl+C too)"),
         ):
@@ -706,9 +1370,11 @@ class ChatApp(App[int]):
         help_text.rstrip()
         self.pane.add(PaneEntry(Text(""), help_text))
 
-    def action_scroll_page(self, direction: int) -> None:
-        """Scroll the conversation a page up (-1) or down (1)."""
+    async def action_scroll_page(self, direction: int) -> None:
+        """Scroll the conversation a page up (-1) or down (1); up at the top loads older."""
         if direction < 0:
+            if round(self.pane.scroll_y) == 0:
+                await self._load_older(self.current)
             self.pane.scroll_page_up(animate=False)
         else:
             self.pane.scroll_page_down(animate=False)
@@ -716,100 +1382,72 @@ class ChatApp(App[int]):
     # ------------------------------------------------------------------ showing
 
     def _notice(self, text: Text) -> None:
-        now = datetime.now().strftime("%H:%M")
-        self.pane.add(PaneEntry(Text.assemble((now, "dim"), " "), text))
+        """A line from the app itself, in the conversation shown now."""
+        self._notice_in(self.current, text)
 
-    def _rule(self, label: Text) -> None:
-        self.pane.add(PaneEntry(Text(""), label, rule=True))
+    def _notice_in(self, conv: Conversation, text: Text) -> None:
+        now = time.strftime("%H:%M")
+        conv.pane.add(PaneEntry(Text.assemble((now, "dim"), " "), text))
 
-    def _members_changed(self) -> None:
-        self.status.member_count = len(self.members)
+    def _rule(self, conv: Conversation, label: Text) -> PaneEntry:
+        return conv.pane.add(PaneEntry(Text(""), label, rule=True))
+
+    def _show_event(self, conv: Conversation, event: protocol.Event) -> PaneEntry:
+        moment = local_time(event.ts)
+        if moment is not None and moment.date() != conv.last_day:
+            conv.last_day = moment.date()
+            conv.pane.add(day_rule(conv.last_day))
+        return conv.pane.add(event_entry(event, self.joined_name))
+
+    def _members_changed(self, conv: Conversation) -> None:
+        if conv is self.current:
+            self._show_members()
+
+    def _show_members(self) -> None:
+        conv = self.current
+        online = self.conn is not None
+        me = self.joined_name
+        if conv.private:
+            names = [conv.name, *([me] if me else [])]
+            self.member_list.show(names, me, online=online, title="Private")
+            self.status.member_count = None
+        else:
+            self.member_list.show(conv.members, me, online=online and conv.joined)
+            self.status.member_count = len(conv.members)
         self.status.redraw()
-        self.member_list.show(self.members, self.joined_name, online=self.conn is not None)
+
+    def _show_current(self) -> None:
+        """Bring the status line, lists and bars in line with the current conversation."""
+        conv = self.current
+        self.new_below.show_count(conv.pane.unseen)
+        self.status.room = conv.label
+        self.status.topic = conv.topic
+        self._show_members()
+        self._show_rooms()
+        self._show_pending()
+
+    def _show_rooms(self) -> None:
+        self.room_list.show(
+            [
+                RoomTab(
+                    key=conv.key,
+                    label=conv.label,
+                    unread=conv.unread,
+                    mentions=conv.mentions,
+                    current=conv is self.current,
+                    joined=conv.joined,
+                )
+                for conv in self.convs.values()
+            ]
+        )
 
     def _show_pending(self) -> None:
-        labels = [item.label() for item in self.outbox]
+        labels = [item.label(self.current.key) for item in self.outbox]
         self.pending_view.show(labels, online=self.conn is not None)
         self.status.pending = len(self.outbox)
         self.status.redraw()
 
-    def _mentions_me(self, text: str) -> re.Pattern[str] | None:
-        me = self.joined_name
-        if not me:
-            return None
-        pattern = re.compile(rf"(?<!\w){re.escape(inert(me))}(?!\w)", re.IGNORECASE)
-        return pattern if pattern.search(inert(text, keep_newlines=True)) else None
 
-    def _show_event(self, event: protocol.Event, *, history: bool = False) -> None:
-        self._seen[event.id] = event.ts
-        if len(self._seen) > SEEN_EVENTS_KEPT:
-            del self._seen[next(iter(self._seen))]
-        # The latest, not the highest: a server restarted without its store counts from 1.
-        self._last_event_id = event.id
-        moment = _local_time(event.ts)
-        if moment is not None and moment.date() != self._last_day:
-            self._last_day = moment.date()
-            self._rule(Text(moment.strftime("%A %d %B %Y"), style="dim"))
-        clock = Text(moment.strftime("%H:%M") if moment else inert(event.ts[11:16]), "dim")
-        me = self.joined_name
-        entry: PaneEntry
-        match event:
-            case (
-                protocol.Message(sender=sender, text=text, action=action)
-                | protocol.Dm(sender=sender, text=text, action=action)
-            ):
-                parts: list[Text | tuple[str, str] | str] = [clock, " "]
-                if isinstance(event, protocol.Dm):
-                    parts += [("private ", "bold magenta"), _name(sender), " → ", _name(event.to)]
-                else:
-                    parts.append(_name(sender))
-                parts.append(" " if action else ": ")
-                if action:
-                    parts.insert(2, "* ")
-                body = Text(inert(text, keep_newlines=True), style="italic" if action else "")
-                mention = self._mentions_me(text) if sender != me else None
-                if mention is not None:
-                    body.highlight_regex(mention, "bold underline")
-                entry = PaneEntry(
-                    Text.assemble(*parts), body, mention=bool(mention) and not history
-                )
-            case protocol.Join(name=name) if name == me and not history:
-                verb = "joined" if self._joins <= 1 else "are back in"
-                self._rule(
-                    Text(f"you {verb} #{inert(event.room)} as {inert(name)} · {clock}", "dim")
-                )
-                return
-            case protocol.Join(name=name):
-                entry = PaneEntry(
-                    Text.assemble(clock, " "),
-                    Text.assemble(("→ ", "green"), (inert(name), name_colour(name)), " joined"),
-                )
-                entry.body.stylize("dim")
-            case protocol.Leave(name=name, reason=reason):
-                why = "the server is shutting down" if reason == "shutdown" else inert(reason)
-                entry = PaneEntry(
-                    Text.assemble(clock, " "),
-                    Text.assemble(
-                        ("← ", "red"), (inert(name), name_colour(name)), f" left ({why})"
-                    ),
-                )
-                entry.body.stylize("dim")
-            case protocol.Nick(old=old, new=new):
-                entry = PaneEntry(
-                    Text.assemble(clock, " "),
-                    Text.assemble(
-                        (inert(old), name_colour(old)),
-                        " is now known as ",
-                        (inert(new), name_colour(new)),
-                    ),
-                )
-                entry.body.stylize("dim")
-            case protocol.Topic(sender=sender, text=text):
-                entry = PaneEntry(
-                    Text.assemble(clock, " "),
-                    Text.assemble(_name(sender), " set the topic: ", (inert(text), "italic")),
-                )
-        if history:
-            entry.prefix.stylize("dim")
-            entry.body.stylize("dim")
-        self.pane.add(entry)
+def _bold(text: str) -> tuple[str, str]:
+    """A ``Text.assemble`` part in bold (made inert: it may hold a name)."""
+    return inert(text), "bold"

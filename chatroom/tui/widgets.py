@@ -1,4 +1,4 @@
-"""The chat window's parts: message pane, member list, status line, pending list, input, prompt.
+"""The chat window's parts: room list, message pane, member list, status line, input, prompt.
 
 Everything shown here that came from the network has already been through
 :func:`chatroom.text.inert` and arrives as ``rich.text.Text``; nothing is parsed as markup.
@@ -11,6 +11,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import ClassVar
 
 from rich.console import RenderableType
@@ -22,11 +23,14 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
+from textual.geometry import Size
+from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import ModalScreen
 from textual.widgets import Input, RichLog, Static
 
 from chatroom.text import inert, name_colour, truncate
+from chatroom.tui.commands import COMMAND_WORDS
 
 __all__ = [
     "ChatInput",
@@ -36,6 +40,9 @@ __all__ = [
     "PaneEntry",
     "PendingView",
     "PromptScreen",
+    "RoomEntry",
+    "RoomList",
+    "RoomTab",
     "StatusLine",
 ]
 
@@ -57,6 +64,10 @@ class PaneEntry:
     body: Text
     mention: bool = False
     rule: bool = False
+    # The event shown (the first of a folded run): where paging back continues from.
+    event_id: int | None = None
+    # The local day a day rule announces.
+    day: date | None = None
 
     @property
     def text(self) -> Text:
@@ -65,18 +76,27 @@ class PaneEntry:
 
 
 class MessagePane(RichLog):
-    """The scrolling conversation; follows new entries unless the reader scrolled up."""
+    """One conversation's scrolling pane; follows new entries unless the reader scrolled up."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"message-pane--mention"}
 
     following: reactive[bool] = reactive(True)
     unseen: reactive[int] = reactive(0)
 
+    class ReachedTop(Message):
+        """The reader scrolled to the top of the pane (time to load older messages)."""
+
+        def __init__(self, pane: MessagePane) -> None:
+            super().__init__()
+            self.pane = pane
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(
             wrap=True, markup=False, highlight=False, min_width=1, max_lines=MAX_PANE_LINES, id=id
         )
-        self.entries: deque[PaneEntry] = deque(maxlen=MAX_PANE_ENTRIES)
+        # Not a bounded deque: older pages are added at the left, and a full deque would
+        # drop the newest entries to make room for them.
+        self.entries: deque[PaneEntry] = deque()
         self._render_width = 0
         self._reflowing = False
         self.can_focus = False
@@ -86,11 +106,47 @@ class MessagePane(RichLog):
     def add(self, entry: PaneEntry) -> PaneEntry:
         """Append ``entry``; scroll to it only if the reader is at the bottom."""
         self.entries.append(entry)
+        if len(self.entries) > MAX_PANE_ENTRIES:
+            self.entries.popleft()
         if self._render_width:
             self._write_entry(entry, scroll_end=self.following)
         if not self.following and not entry.rule:
             self.unseen += 1
         return entry
+
+    def prepend(self, entries: Sequence[PaneEntry]) -> None:
+        """Put older ``entries`` above everything, keeping what the reader sees in place."""
+        if not entries:
+            return
+        top = self.entries[0] if self.entries else None
+        last_day = next((e.day for e in reversed(entries) if e.day is not None), None)
+        # A day rule the page already announces above would say the same thing twice.
+        drop_rule = top is not None and top.rule and top.day is not None and top.day == last_day
+        if drop_rule:
+            self.entries.popleft()
+        self.entries.extendleft(reversed(entries))
+        if not self._render_width:
+            return
+        below = self.lines[1:] if drop_rule else self.lines
+        scroll_y = self.scroll_y - (1 if drop_rule and self.scroll_y else 0)
+        self._reflowing = True
+        try:
+            self.lines = []
+            for entry in entries:
+                self._write_entry(entry, scroll_end=False)
+            added = len(self.lines)
+            self.lines.extend(below)
+            self._line_cache.clear()
+            self._start_line = 0
+            self.virtual_size = Size(self._widest_line_width, len(self.lines))
+            self.scroll_to(y=scroll_y + added, animate=False, immediate=True)
+        finally:
+            self._reflowing = False
+        self.refresh()
+
+    def oldest_event_id(self) -> int | None:
+        """The id of the oldest event shown, or None when the pane shows none."""
+        return next((e.event_id for e in self.entries if e.event_id is not None), None)
 
     def clear_entries(self) -> None:
         """Forget everything shown."""
@@ -163,6 +219,13 @@ class MessagePane(RichLog):
             # Only a move up lets go of the bottom: new content arriving leaves
             # scroll_y where it was, which must not count as the reader scrolling away.
             self.following = False
+        if round(new_value) == 0 and old_value > new_value:
+            self.post_message(self.ReachedTop(self))
+
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        # At the top already, scrolling moves nothing, so no scroll_y change reports it.
+        if round(self.scroll_y) == 0:
+            self.post_message(self.ReachedTop(self))
 
 
 class NewBelowBar(Static):
@@ -170,7 +233,8 @@ class NewBelowBar(Static):
 
     def __init__(self, pane: MessagePane, *, id: str | None = None) -> None:
         super().__init__("", markup=False, id=id)
-        self._pane = pane
+        #: The pane shown now; the app points this at the current conversation's pane.
+        self.pane = pane
 
     def show_count(self, unseen: int) -> None:
         """Show how many entries are below the view (hidden at zero)."""
@@ -179,7 +243,98 @@ class NewBelowBar(Static):
         self.update(Text(f"↓ {unseen} new message{plural} below: PgDn or click to jump"))
 
     def on_click(self) -> None:
-        self._pane.jump_to_end()
+        self.pane.jump_to_end()
+
+
+@dataclass(frozen=True)
+class RoomTab:
+    """What the room list shows of one conversation."""
+
+    key: str
+    label: str
+    unread: int = 0
+    mentions: int = 0
+    current: bool = False
+    # A room left by the server's doing (a failed rejoin): shown dim.
+    joined: bool = True
+
+
+class RoomEntry(Static):
+    """One line of the room list: its Alt number, its label and its unread count."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__("", markup=False, classes="room-entry")
+        self.key = key
+        self.tab: RoomTab | None = None
+        #: The line as plain text (what a reader sees, unstyled).
+        self.plain = ""
+
+    def show(self, tab: RoomTab, number: int) -> None:
+        self.tab = tab
+        grid = Table.grid(expand=True)
+        grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+        grid.add_column(no_wrap=True, justify="right")
+        shortcut = f"{number} " if number <= 9 else "  "
+        label = Text.assemble((shortcut, "dim"), inert(tab.label))
+        if not tab.joined:
+            label.stylize("dim strike")
+        count = Text()
+        if tab.mentions:
+            # The mark for "someone wants you", beyond a plain count.
+            count = Text(f"!{tab.unread}", style="bold red")
+        elif tab.unread:
+            count = Text(str(tab.unread), style="bold yellow")
+        grid.add_row(label, count)
+        self.plain = f"{label.plain} {count.plain}".rstrip()
+        self.update(grid)
+        self.set_class(tab.current, "-current")
+        self.set_class(tab.mentions > 0, "-mention")
+        self.set_class(tab.unread > 0, "-unread")
+
+    def on_click(self) -> None:
+        self.post_message(RoomList.Chosen(self.key))
+
+
+class RoomList(VerticalScroll):
+    """The rooms and private conversations, numbered for Alt+1..9, with unread counts."""
+
+    class Chosen(Message):
+        """The reader clicked the conversation ``key``."""
+
+        def __init__(self, key: str) -> None:
+            super().__init__()
+            self.key = key
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.can_focus = False
+        self.tabs: tuple[RoomTab, ...] = ()
+        self._entries: dict[str, RoomEntry] = {}
+
+    def show(self, tabs: Sequence[RoomTab]) -> None:
+        """Show ``tabs`` in this order, adding and removing lines as needed."""
+        self.tabs = tuple(tabs)
+        keys = [tab.key for tab in tabs]
+        for key in [k for k in self._entries if k not in keys]:
+            self._entries.pop(key).remove()
+        for index, tab in enumerate(tabs):
+            entry = self._entries.get(tab.key)
+            if entry is None:
+                # Before the next line that already exists: a renamed conversation keeps
+                # its place.
+                later = (self._entries.get(t.key) for t in tabs[index + 1 :])
+                before = next((e for e in later if e is not None), None)
+                entry = self._entries[tab.key] = RoomEntry(tab.key)
+                if before is None:
+                    self.mount(entry)
+                else:
+                    self.mount(entry, before=before)
+            entry.show(tab, index + 1)
+        self.border_title = "Rooms"
+
+    def entry(self, key: str) -> RoomEntry:
+        """The line showing ``key`` (for clicks in tests and for scrolling it into view)."""
+        return self._entries[key]
 
 
 class MemberList(VerticalScroll):
@@ -194,7 +349,9 @@ class MemberList(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield self._names
 
-    def show(self, names: Iterable[str], me: str | None, *, online: bool = True) -> None:
+    def show(
+        self, names: Iterable[str], me: str | None, *, online: bool = True, title: str = "Members"
+    ) -> None:
         """Show ``names`` sorted; dimmed and titled as stale when not ``online``."""
         self.names = tuple(sorted(set(names), key=str.casefold))
         lines = Text()
@@ -206,11 +363,11 @@ class MemberList(VerticalScroll):
                 lines.append(" (you)", style="dim")
         self._names.update(lines)
         self.set_class(not online, "-offline")
-        self.border_title = f"Members · {len(self.names)}" if online else "Members (offline)"
+        self.border_title = f"{title} · {len(self.names)}" if online else f"{title} (offline)"
 
 
 class StatusLine(Static):
-    """One line: connection state, where, as whom, room, member count, pending messages."""
+    """One line: connection state, where, as whom, conversation, members, topic, pending."""
 
     def __init__(self, where: str, *, tls: bool, id: str | None = None) -> None:
         super().__init__("", markup=False, id=id)
@@ -218,8 +375,10 @@ class StatusLine(Static):
         self.tls = tls
         self.state = "not connected"
         self.who: str | None = None
+        # The current conversation as the room list labels it (#dev, @bob).
         self.room = ""
-        self.member_count = 0
+        # None for a private conversation, where a count says nothing.
+        self.member_count: int | None = 0
         self.pending = 0
         self.detail = ""
         self.topic = ""
@@ -258,9 +417,10 @@ class StatusLine(Static):
             line.append(" (TLS)", style="dim")
         if self.state == "connected":
             if self.room:
-                line.append(f"  #{inert(self.room)}")
-            plural = "" if self.member_count == 1 else "s"
-            line.append(f"  {self.member_count} member{plural}")
+                line.append(f"  {inert(self.room)}", style="bold")
+            if self.member_count is not None:
+                plural = "" if self.member_count == 1 else "s"
+                line.append(f"  {self.member_count} member{plural}")
             if self.topic:
                 line.append("  ")
                 line.append(truncate(inert(self.topic), STATUS_TOPIC_CHARS), style="italic")
@@ -297,15 +457,16 @@ class PendingView(Static):
 
 
 class ChatInput(Input):
-    """The message line: Enter sends, Up/Down recall earlier lines, Tab completes names."""
+    """The message line: Enter sends, Up/Down recall, Tab completes names and commands."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up", "history_back", "Previous line", show=False),
         Binding("down", "history_forward", "Next line", show=False),
-        Binding("tab", "complete", "Complete name", show=True),
+        Binding("tab", "complete", "Complete", show=True),
     ]
 
-    def __init__(self, names: Callable[[], Sequence[str]], *, id: str | None = None) -> None:
+    def __init__(self, names: Callable[[str], Sequence[str]], *, id: str | None = None) -> None:
+        """``names(head)`` gives what a word typed after ``head`` may complete to."""
         super().__init__(
             placeholder="Type a message, /help for commands", id=id, select_on_focus=False
         )
@@ -338,8 +499,22 @@ class ChatInput(Input):
         if self._history_index < len(self.history):
             self._recall(self._history_index + 1)
 
+    def _on_paste(self, event: events.Paste) -> None:
+        # Input keeps only the first line of a paste. A chat message may have many, so a
+        # pasted block goes out whole, as one message, with what was typed around it.
+        text = event.text.replace("\r\n", "\n").replace("\r", "\n")
+        if text.endswith("\n"):
+            text = text[:-1]  # a copied line usually brings its newline along
+        event.stop()
+        event.prevent_default()
+        start, end = sorted(self.selection)
+        if "\n" not in text:
+            self.replace(text, start, end)
+            return
+        self.post_message(self.Submitted(self, self.value[:start] + text + self.value[end:]))
+
     def action_complete(self) -> None:
-        """Complete the word before the cursor to a member's name; Tab again cycles."""
+        """Complete a /command, or a name (or #room after /join); Tab again cycles."""
         state = self._completion
         if state is not None and state.shown == self.value:
             state.index = (state.index + 1) % len(state.matches)
@@ -347,12 +522,22 @@ class ChatInput(Input):
             before, after = self.value[: self.cursor_position], self.value[self.cursor_position :]
             word = re.split(r"\s", before)[-1]
             head = before[: len(before) - len(word)]
-            matches = [n for n in self._names() if n.casefold().startswith(word.casefold())]
+            folded = word.casefold()
+            if not head and word.startswith("/") and not word.startswith("//"):
+                matches = [c for c in COMMAND_WORDS if c.startswith(folded)]
+                suffix = " "
+            else:
+                matches = [
+                    n
+                    for n in self._names(head)
+                    if n.casefold().startswith(folded)
+                    or (n.startswith("#") and n[1:].casefold().startswith(folded))
+                ]
+                # At the start of a line a name addresses someone, as IRC clients do it.
+                suffix = ": " if not head else " "
             if not matches:
                 self._completion = None
                 return
-            # At the start of a line a name addresses someone, as IRC clients do it.
-            suffix = ": " if not head else " "
             if after.startswith(" "):
                 suffix = suffix.rstrip(" ")
             state = self._completion = _Completion(head, after, suffix, matches)
