@@ -288,6 +288,13 @@ def server_main(argv: Sequence[str] | None = None) -> int:
             return _fail(prog, f"--{option.replace('_', '-')} must be at least 1")
     if args.max_frame_bytes < 64:
         return _fail(prog, "--max-frame-bytes must be at least 64")
+    # Zero or negative timers would close every connection at once; a negative history
+    # length made every join fail.
+    for option in ("handshake_timeout", "ping_interval", "ping_timeout"):
+        if not getattr(args, option) > 0:
+            return _fail(prog, f"--{option.replace('_', '-')} must be more than 0 seconds")
+    if args.history < 0:
+        return _fail(prog, "--history must be 0 or more")
     ssl_context = None
     if bool(args.tls_cert) != bool(args.tls_key):
         return _fail(prog, "--tls-cert and --tls-key go together")

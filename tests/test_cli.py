@@ -88,6 +88,10 @@ def test_bad_bind_is_a_one_line_error(tmp_path: Path, bind: str) -> None:
     ("args", "word"),
     [
         (["--max-frame-bytes", "10"], "--max-frame-bytes"),
+        (["--history", "-1"], "--history"),
+        (["--handshake-timeout", "0"], "--handshake-timeout"),
+        (["--ping-interval", "-5"], "--ping-interval"),
+        (["--ping-timeout", "nan"], "--ping-timeout"),
         (["--sendq", "0"], "--sendq"),
         (["--tls-cert", "cert.pem"], "--tls-key"),
         (["--tls-cert", "missing.pem", "--tls-key", "missing.pem"], "TLS"),
