@@ -776,7 +776,7 @@ class ChatApp(App[int]):
     def _rooms_listing(self, frame: protocol.Rooms) -> None:
         self.known_rooms = {room_key(room.name): room for room in frame.rooms}
         count = len(frame.rooms)
-        listing = Text(f"{count} room{'' if count == 1 else 's'} on this server", style="bold")
+        listing = Text.assemble((f"{count} room{'' if count == 1 else 's'} on this server", "bold"))
         width = max((cell_len(inert(room.name)) for room in frame.rooms), default=0) + 1
         for room in sorted(frame.rooms, key=lambda r: r.name.casefold()):
             name = f"#{inert(room.name)}"
