@@ -320,7 +320,11 @@ class _Connection:
                     return
                 frame = parse_client_frame(obj)
             except ProtocolError as exc:
-                self.error(exc.code, exc.detail)
+                # A broken line costs a token like any frame: otherwise garbage sent as
+                # fast as the link allows gets an error each, unlimited, and is never
+                # kicked as a flooder.
+                if exc.fatal or self._admit(None):
+                    self.error(exc.code, exc.detail)
                 if exc.fatal:
                     self.drop(LeaveReason.DISCONNECTED)
                 continue

@@ -18,7 +18,7 @@ from conftest import TIMEOUT_S, RawClient, RunningServer, StartServer, expect, w
 
 import chatroom.server as server_module
 from chatroom.client import ClientConnection, ConnectionClosed
-from chatroom.framing import FrameDecoder
+from chatroom.framing import MAX_FRAME_BYTES, FrameDecoder
 from chatroom.protocol import Join, Leave, Members, Message
 from chatroom.server import READ_CHUNK_BYTES
 
@@ -114,7 +114,7 @@ async def test_overlong_frame_gets_bad_frame_then_close_without_buffering(
         await flooding
         await wait_for(lambda: any(leave.name == "mallory" for leave in alice.leaves()))
         assert alice.leaves()[-1].reason == "disconnected"
-    assert max(peaks) <= server_module.MAX_FRAME_BYTES + READ_CHUNK_BYTES
+    assert max(peaks) <= MAX_FRAME_BYTES + READ_CHUNK_BYTES
     assert sum(fed) < 2 * 1024 * 1024
     raw.close()
 
@@ -518,6 +518,27 @@ async def test_persistent_flooder_is_dropped(start_server: StartServer) -> None:
         assert await raw.closed()
         await wait_for(lambda: bool(observer.leaves()))
         assert (observer.leaves()[0].name, observer.leaves()[0].reason) == ("flooder", "kicked")
+        raw.close()
+
+
+async def test_garbage_counts_against_the_rate_limit(start_server: StartServer) -> None:
+    """Broken lines cost tokens like frames: past the burst they get rate_limited, and a
+    connection that keeps sending them is dropped as a flooder (leave reason kicked)."""
+    running = await start_server(flood_burst=5, flood_rate=1.0)
+    async with collecting(running, "observer") as observer:
+        raw = await _joined_raw(running, "garbler")
+        codes = []
+        with contextlib.suppress(ConnectionError):
+            await raw.send(b"not json\n" * 200)
+        # Closing with unread input may reset the connection: read what arrives.
+        with contextlib.suppress(ConnectionError):
+            while (answer := await raw.recv()) is not None:
+                codes.append(answer.get("code"))
+        # The hello took one token of the five.
+        assert codes[:4] == ["bad_frame"] * 4
+        assert set(codes[4:]) == {"rate_limited"}
+        await wait_for(lambda: bool(observer.leaves()))
+        assert (observer.leaves()[0].name, observer.leaves()[0].reason) == ("garbler", "kicked")
         raw.close()
 
 
