@@ -1094,7 +1094,7 @@ async def test_scrolling_to_the_top_pages_back_to_the_beginning(
 async def test_private_conversation_pages_its_own_history(
     start_server: StartServer, tmp_path: Path
 ) -> None:
-    """Paging back in "@bob" asks for room "@bob" and shows earlier private messages."""
+    """Ctrl+Home in "@bob" pages back through room "@bob": earlier private messages."""
     store = HistoryStore.in_dir(tmp_path)
     running = await start_server(flood_rate=0, history_store=store)
     bob = await running.client("bob")
@@ -1108,7 +1108,7 @@ async def test_private_conversation_pages_its_own_history(
         await bob.send(protocol.DmRequest(to="alice", text="a new one"))
         await until(pilot, lambda: tab(app, "@bob") is not None, "the entry")
         await pilot.press("alt+2")
-        await pilot.press("pageup")
+        await pilot.press("ctrl+home")
         await until(pilot, lambda: shown(app, "beginning of history"), "the page")
         texts = [entry.text.plain for entry in app.pane.entries]
         old = next(i for i, t in enumerate(texts) if "an old secret" in t)

@@ -14,6 +14,7 @@ import random
 import secrets
 import ssl
 import time
+import unicodedata
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -1035,7 +1036,8 @@ class ChatApp(App[int]):
                 await self._who(conv)
                 return
             case commands.Nick(name=name):
-                if name == self.joined_name:
+                # The server answers a rename to the same name with nothing at all.
+                if unicodedata.normalize("NFC", name) == self.joined_name:
                     self._notice(Text.assemble("you are already called ", _bold(name)))
                     return
                 await self._ask(protocol.NickRequest(name=name))
@@ -1361,6 +1363,7 @@ class ChatApp(App[int]):
             ("Alt+←/→", "previous/next room (Alt+↑/↓ too; or click it)"),
             ("Alt+1..9", "go to room number 1..9 in the list"),
             ("PgUp/PgDn", "scroll; PgUp at the top loads older messages"),
+            ("Ctrl+Home", "go to the top and load older messages"),
             ("Ctrl+P", "command palette"),
             ("Ctrl+R", "reconnect now"),
             ("Ctrl+Q", "quit (Ctrl+C too)"),
