@@ -1243,3 +1243,33 @@ def test_no_bell_flag_reaches_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
     assert main(["127.0.0.1:5000", "--name", "alice", "--no-bell"]) == 0
     assert main(["127.0.0.1:5000", "--name", "alice"]) == 0
     assert started == [False, True]
+
+
+async def test_rate_limited_joins_are_retried(start_server: StartServer) -> None:
+    """More /join lines than the server's burst allows (default limits) all get joined:
+    a request refused as rate_limited goes again, and nothing is reported as failed."""
+    running = await start_server()
+    app = ChatApp(running.host, running.port, name="alice")
+    rooms = [f"room{number}" for number in range(12)]
+    refused: list[str] = []
+
+    def record(message: TextualMessage) -> None:
+        if isinstance(message, FrameReceived) and isinstance(message.frame, protocol.Error):
+            refused.append(message.frame.code)
+
+    async with app.run_test(size=SIZE, message_hook=record) as pilot:
+        await until(pilot, lambda: connected(app), "joining")
+        for room in rooms:
+            await app.run_line(f"/join {room}")  # queued at once: faster than typing
+        await until(
+            pilot,
+            lambda: labels(app) == ["#lobby", *(f"#{room}" for room in rooms)],
+            "every room",
+            timeout_s=TIMEOUT_S * 2,
+        )
+        assert refused and set(refused) == {"rate_limited"}
+        assert not any(
+            "cannot join" in entry.text.plain
+            for c in app.convs.values()
+            for entry in c.pane.entries
+        )
