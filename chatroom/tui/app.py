@@ -731,7 +731,8 @@ class ChatApp(App[int]):
             )
         fresh = [e for e in joined.history if self._seen.get(e.id) != e.ts]
         if fresh:
-            self._add_history(conv, fresh, "earlier messages" if conv.joins == 0 else "before")
+            label = "earlier messages" if conv.joins == 0 else "while you were away"
+            self._add_history(conv, fresh, label)
         if switch:
             self.switch_to(conv.key)
         elif conv is self.current:
