@@ -312,6 +312,11 @@ def server_main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"
     )
+    # asyncio warns once per write to a connection it has already lost ("socket.send()
+    # raised exception.", "SSL connection is closed"). Over TLS the server learns of a
+    # reset only after a loop turn, so a peer that sends a chunk of garbage lines and
+    # resets produced a warning per error reply: thousands of lines. Its errors stay on.
+    logging.getLogger("asyncio").setLevel(logging.ERROR)
     try:
         transcript = Transcript(
             args.transcript,

@@ -215,6 +215,37 @@ async def test_tls_options_serve_tls(tmp_path: Path) -> None:
         await conn.close()
 
 
+async def test_reset_peers_over_tls_do_not_flood_the_log(tmp_path: Path) -> None:
+    """TLS peers that send a chunk of garbage lines and reset: the server's log stays
+    quiet (asyncio would warn once per error reply it can no longer send)."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    async with server_process(
+        tmp_path, "--tls-cert", str(cert_path), "--tls-key", str(key_path)
+    ) as server:
+        for n in range(3):
+            _, writer = await asyncio.open_connection("127.0.0.1", server.port, ssl=context)
+            writer.write(b'{"type":"hello","protocol":1,"name":"g%d"}\n' % n + b"junk\n" * 3000)
+            await writer.drain()
+            writer.transport.abort()
+        member = await server.client("member", ssl_context=context)
+        await member.say("sync")
+        async with asyncio.timeout(TIMEOUT_S):
+            while not isinstance(await member.recv(), Message):
+                pass
+        await member.close()
+        server.process.send_signal(signal.SIGTERM)
+        assert await server.wait() == 0
+        assert server.process.stderr is not None
+        log = (await server.process.stderr.read()).decode()
+    assert "WARNING" not in log and "ERROR" not in log, log[:2000]
+
+
 async def test_sigkill_loses_no_acknowledged_message(tmp_path: Path) -> None:
     """Clients chat flat out; the server is SIGKILLed mid-stream. Every message any client
     received (the sender's copy is its acknowledgement) is in the transcript file."""
