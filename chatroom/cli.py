@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import signal
@@ -13,8 +14,10 @@ import sqlite3
 import ssl
 import struct
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from chatroom import __version__
 from chatroom.framing import MAX_FRAME_BYTES
@@ -339,10 +342,12 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         except (OSError, sqlite3.Error) as exc:
             return _fail(prog, f"cannot open the history in {args.data_dir}: {exc}")
     sinks: list[EventSink] = [transcript]
+    console_sink = None
     if not args.quiet:
         from chatroom.console import ConsoleSink
 
-        sinks.append(ConsoleSink(console, log_private=not args.no_log_private))
+        console_sink = ConsoleSink(console, log_private=not args.no_log_private)
+        sinks.append(console_sink)
     config = ServerConfig(
         host=host,
         port=port,
@@ -360,6 +365,9 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         password=password or None,
         history_events=args.history,
         history_store=store,
+        # Microseconds since 1970: above any id an earlier run can have reached, and
+        # still well inside JSON's safe integers (2**53).
+        first_event_id=1 if store is not None else time.time_ns() // 1000,
         ssl_context=ssl_context,
         sinks=sinks,
     )
@@ -369,14 +377,18 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         transcript.close()
         if store is not None:
             store.close()
+        if console_sink is not None:
+            console_sink.close()
 
 
-def _run(main: object) -> int:
+def _run(main: Coroutine[Any, Any, int]) -> int:
+    """Run ``main`` on uvloop when it is installed (``chatroom[fast]``), else asyncio."""
     try:
-        import uvloop  # type: ignore[import-not-found]
+        uvloop = importlib.import_module("uvloop")
     except ImportError:
-        return asyncio.run(main)  # type: ignore[arg-type]
-    return uvloop.run(main)  # type: ignore[no-any-return]
+        return asyncio.run(main)
+    result: int = uvloop.run(main)
+    return result
 
 
 async def _serve(config: ServerConfig, transcript: Transcript, console: object, prog: str) -> int:

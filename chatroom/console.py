@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Sequence
 
 from rich.console import Console
@@ -11,6 +13,12 @@ from chatroom.protocol import Dm, Event, Join, Leave, Message, Nick, Topic
 from chatroom.text import inert, name_colour
 
 __all__ = ["ConsoleSink", "event_text"]
+
+# Events waiting for the console before new ones are skipped: a few seconds of a busy
+# room, a few MiB at most.
+CONSOLE_QUEUE_EVENTS = 10_000
+# How long shutdown waits for the console to print what is queued.
+CONSOLE_CLOSE_S = 2.0
 
 
 def event_text(event: Event) -> Text:
@@ -59,15 +67,52 @@ def event_text(event: Event) -> Text:
 
 
 class ConsoleSink:
-    """An :class:`~chatroom.hub.EventSink` that prints each event on a Rich console."""
+    """An :class:`~chatroom.hub.EventSink` that prints each event on a Rich console.
+
+    Printing happens on a thread of its own, fed through a bounded queue: a terminal
+    paused with Ctrl-S, or a pipe nobody reads, would otherwise block the event loop and
+    stall the whole chat. When the queue is full, events are counted and skipped, and the
+    console says how many it missed. The transcript, not the console, is the record.
+    """
 
     def __init__(self, console: Console, *, log_private: bool = True) -> None:
         self.console = console
         self.log_private = log_private
+        self._queue: queue.Queue[Event | None] = queue.Queue(maxsize=CONSOLE_QUEUE_EVENTS)
+        self._skipped = 0
+        self._skipped_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._print_events, name="console", daemon=True)
+        self._thread.start()
 
     def append(self, events: Sequence[Event]) -> None:
         for event in events:
             if not self.log_private and isinstance(event, Dm):
                 continue
+            try:
+                self._queue.put_nowait(event)
+            except queue.Full:
+                with self._skipped_lock:
+                    self._skipped += 1
+
+    def close(self, timeout_s: float = CONSOLE_CLOSE_S) -> None:
+        """Print what is queued (waiting at most ``timeout_s``), then stop the thread."""
+        try:
+            self._queue.put(None, timeout=timeout_s)
+        except queue.Full:
+            return  # the console is stuck; the daemon thread dies with the process
+        self._thread.join(timeout_s)
+
+    def _print_events(self) -> None:
+        while (event := self._queue.get()) is not None:
+            with self._skipped_lock:
+                skipped, self._skipped = self._skipped, 0
+            if skipped:
+                self.console.print(
+                    f"({skipped} events not shown: the console fell behind; "
+                    "the transcript has them)",
+                    style="yellow",
+                    markup=False,
+                    highlight=False,
+                )
             # soft_wrap: a long message wraps as the terminal likes, never cropped.
             self.console.print(event_text(event), soft_wrap=True, markup=False, highlight=False)

@@ -108,6 +108,9 @@ class ServerConfig:
     auth_failure_delay_s: float = AUTH_FAILURE_DELAY_S
     history_events: int = DEFAULT_HISTORY_EVENTS
     history_store: HistoryStore | None = None
+    # Without a store nothing remembers the last id across restarts; the CLI starts
+    # from the clock instead, so ids never repeat.
+    first_event_id: int = 1
     ssl_context: ssl.SSLContext | None = None
     sinks: list[EventSink] = field(default_factory=list)
 
@@ -434,6 +437,7 @@ class ChatServer:
             history_events=self.config.history_events,
             max_text_chars=self.config.max_text_chars,
             store=self.config.history_store,
+            first_id=self.config.first_event_id,
         )
         self._server: asyncio.Server | None = None
         self._tasks: dict[asyncio.Task[None], _Connection] = {}

@@ -273,6 +273,7 @@ def test_console_shows_hostile_text_inert_and_markup_literal() -> None:
             Leave(id=3, ts="2026-11-24T02:30:03.000Z", room="lobby", name="mallory", reason="quit"),
         ]
     )
+    sink.close()
     text = console.export_text()
     for char in FORBIDDEN_RAW:
         assert char not in text, f"raw {char!r} on the console"
