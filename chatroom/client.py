@@ -78,8 +78,7 @@ def describe_connect_error(exc: BaseException, host: str, port: int, *, tls: boo
         return f"nothing is listening at {where} (is the server running, and is the port right?)"
     if isinstance(exc, TimeoutError):
         return (
-            f"no answer from {where} within {CONNECT_TIMEOUT_S:g} s "
-            "(firewall, or wrong address?)"
+            f"no answer from {where} within {CONNECT_TIMEOUT_S:g} s (firewall, or wrong address?)"
         )
     if isinstance(exc, OSError) and exc.strerror:
         return f"cannot reach {where}: {exc.strerror}"

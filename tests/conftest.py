@@ -126,7 +126,9 @@ class RawClient:
 
 
 async def expect(
-    conn: ClientConnection, kind: type[Any], timeout_s: float = TIMEOUT_S,
+    conn: ClientConnection,
+    kind: type[Any],
+    timeout_s: float = TIMEOUT_S,
     where: Callable[[Any], bool] = lambda frame: True,
 ) -> Any:
     """Read frames from ``conn`` until one of class ``kind`` matching ``where`` arrives."""
