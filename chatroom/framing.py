@@ -209,10 +209,15 @@ def _decode_line(line: bytes) -> dict[str, Any]:
     return value
 
 
+# One encoder for every frame: json.dumps() with any non-default option builds a new
+# JSONEncoder per call, which costs as much as encoding a small event.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def encode_object(obj: dict[str, Any]) -> bytes:
     """Serialize one frame: compact JSON, UTF-8, one trailing newline.
 
     ``json.dumps`` escapes every control character inside strings, so the result holds
     exactly one newline, at the end, whatever the text.
     """
-    return (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    return (_ENCODER.encode(obj) + "\n").encode("utf-8")

@@ -97,8 +97,16 @@ def parse_retention(text: str) -> Retention:
     return Retention(max_events=max_events, max_age=max_age)
 
 
-def _row(event: Event) -> tuple[int, str, str, str, str, str | None, str | None]:
-    frame = json.dumps(event.to_wire(), ensure_ascii=False)
+def _row(
+    event: Event, wire: bytes | None = None
+) -> tuple[int, str, str, str, str, str | None, str | None]:
+    # The hub has already encoded the event for the wire; storing those bytes saves a
+    # second encoding of every event (the newline is the framing's, not the frame's).
+    frame = (
+        wire[:-1].decode("utf-8")
+        if wire is not None
+        else json.dumps(event.to_wire(), ensure_ascii=False)
+    )
     dm_a = dm_b = None
     if isinstance(event, Dm):
         dm_a, dm_b = sorted((event.sender.casefold(), event.to.casefold()))
@@ -148,9 +156,16 @@ class HistoryStore:
 
     # ------------------------------------------------------------------ writing
 
-    def append(self, events: Sequence[Event]) -> None:
-        """Commit ``events`` in one transaction. Failures are logged, never raised."""
-        rows = [_row(event) for event in events]
+    def append(self, events: Sequence[Event], wire: Sequence[bytes] | None = None) -> None:
+        """Commit ``events`` in one transaction. Failures are logged, never raised.
+
+        ``wire``, when given, holds each event as encoded for the wire (newline included),
+        stored as is instead of being encoded again.
+        """
+        if wire is None:
+            rows = [_row(event) for event in events]
+        else:
+            rows = [_row(event, frame) for event, frame in zip(events, wire, strict=True)]
         try:
             self._db.execute("BEGIN")
             self._db.executemany(

@@ -549,7 +549,10 @@ class Hub:
             events = [event for event, _, _ in batch]
             for sink in self._sinks:
                 try:
-                    sink.append(events)
+                    if sink is self._store:
+                        self._store.append(events, [payload for _, payload, _ in batch])
+                    else:
+                        sink.append(events)
                 except Exception:
                     # A sink reports its own failures loudly; the chat goes on regardless.
                     log.exception("event sink %r failed", sink)
@@ -564,36 +567,45 @@ class Hub:
             if first_room and all(
                 event.room == first_room and not also for event, _, also in batch
             ):
-                self._fan_out_one_room(first_room, batch, outgoing)
+                self._send_one_room(first_room, batch, outgoing)
             else:
                 self._fan_out_in_order(batch, outgoing)
         for member, chunks in outgoing.items():
             member.outbox.send(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
-    def _fan_out_one_room(
+    def _send_one_room(
         self,
         room: str,
         batch: list[tuple[Event, bytes, tuple[Member, ...]]],
         outgoing: dict[Member, list[bytes]],
     ) -> None:
-        """The hot path: one room's events, joined once, the same bytes to every member."""
+        """The hot path: one room's events, joined once, the same bytes to every member.
+
+        Sends as it goes, instead of collecting a list per member and sending in a second
+        pass: at hundreds of members that bookkeeping costs as much as the hub's share of
+        the send. A member with a pending reply (its welcome) gets it in the same write,
+        first; ``outgoing`` keeps only the replies of members outside this room.
+        """
         room_members = self._rooms.get(room)
         if not room_members:
             return
         first_id = batch[0][0].id
         shared = b"".join([payload for _, payload, _ in batch])
-        for member in room_members:
-            since = member.rooms[room]
+        # A copy: a send that drops a slow reader takes it out of the room.
+        for member in tuple(room_members):
+            since = member.rooms.get(room)
+            if since is None:
+                continue
             if since <= first_id:
                 chunk = shared
             else:
                 # Joined during this batch: its stream starts at its own join event.
                 chunk = b"".join([payload for event, payload, _ in batch if event.id >= since])
-            chunks = outgoing.get(member)
-            if chunks is None:
-                outgoing[member] = [chunk]
-            else:
-                chunks.append(chunk)
+            replies = outgoing.pop(member, None) if outgoing else None
+            if replies is not None:
+                replies.append(chunk)
+                chunk = b"".join(replies)
+            member.outbox.send(chunk)
 
     def _fan_out_in_order(
         self,

@@ -79,8 +79,9 @@ class LeaveReason(StrEnum):
 
 def format_ts(moment: datetime) -> str:
     """RFC 3339, UTC, milliseconds, ``Z``: the wire's one time format."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # isoformat() is C all the way and several times faster than strftime(), which the
+    # server calls once per event; in UTC it always ends "+00:00".
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 T = TypeVar("T")

@@ -121,7 +121,16 @@ class StreamOutbox:
     Never awaits: the fan-out loop must not stall on one slow reader. Never raises.
     """
 
-    __slots__ = ("_burst", "_conn", "_over_soft_since", "_transport", "closed")
+    __slots__ = (
+        "_burst",
+        "_conn",
+        "_grace_s",
+        "_hard_bytes",
+        "_over_soft_since",
+        "_soft_bytes",
+        "_transport",
+        "closed",
+    )
 
     def __init__(self, conn: _Connection) -> None:
         self._conn = conn
@@ -130,6 +139,12 @@ class StreamOutbox:
         # What is still queued of one big payload sent while the peer had caught up.
         self._burst = 0
         self.closed = False
+        # Read once: send() runs for every member on every fan-out, where the attribute
+        # hops to reach the config add up.
+        config = conn.server.config
+        self._soft_bytes = config.soft_sendq_bytes
+        self._hard_bytes = config.max_sendq_bytes
+        self._grace_s = config.soft_sendq_grace_s
 
     def send(self, payload: bytes) -> None:
         if self.closed or self._transport.is_closing():
@@ -137,7 +152,6 @@ class StreamOutbox:
             # would raise under uvloop (aborting the rest of a fan-out) and make asyncio
             # log a warning per write: thousands for one garbage line after another.
             return
-        config = self._conn.server.config
         backlog = self._transport.get_write_buffer_size()
         # The bounds judge what the peer has left unread, not the size of what we are
         # about to send: a welcome with a long history, a resume replay or a busy
@@ -146,19 +160,19 @@ class StreamOutbox:
         # top of what is left of it. (Judged with the payload, 100 long messages made
         # the room unjoinable, and one busy iteration dropped every member at once.)
         self._burst = min(self._burst, backlog)
-        if backlog + len(payload) - self._burst > config.max_sendq_bytes:
-            if backlog > config.soft_sendq_bytes:
+        if backlog + len(payload) - self._burst > self._hard_bytes:
+            if backlog > self._soft_bytes:
                 self._conn.drop(LeaveReason.SLOW_CONSUMER)
                 return
             self._burst = backlog + len(payload)
-        if backlog > config.soft_sendq_bytes:
+        if backlog > self._soft_bytes:
             now = self._conn.loop.time()
             if self._over_soft_since is None:
                 self._over_soft_since = now
-            elif now - self._over_soft_since > config.soft_sendq_grace_s:
+            elif now - self._over_soft_since > self._grace_s:
                 self._conn.drop(LeaveReason.SLOW_CONSUMER)
                 return
-        else:
+        elif self._over_soft_since is not None:
             self._over_soft_since = None
         self._transport.write(payload)
 
