@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import importlib
 import logging
 import os
@@ -400,7 +401,13 @@ async def _serve(config: ServerConfig, transcript: Transcript, console: object, 
         await server.start()
     except OSError as exc:
         where = f"{config.host}:{config.port}"
-        return _fail(prog, f"cannot listen on {where}: {exc.strerror or exc}")
+        if exc.errno == errno.EADDRINUSE:
+            reason = "the port is in use (is another server running? --bind picks another)"
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            reason = "this machine has no such address"
+        else:
+            reason = exc.strerror or str(exc)
+        return _fail(prog, f"cannot listen on {where}: {reason}")
     port = server.addresses[0][1]
     scheme = " --tls" if config.ssl_context else ""
     console.print(f"chatroom {__version__} is listening. People can join with:", highlight=False)
