@@ -1184,7 +1184,11 @@ def _other_pct(cores: dict[str, float], server_pct: float | None) -> float | Non
 
 def _bottleneck(server_pct: float | None, load_pct: float, other_pct: float | None) -> str:
     """Which side held the throughput down, judged from CPU shares in the window."""
-    if server_pct is not None and server_pct >= SATURATED_PCT:
+    server_busy = server_pct is not None and server_pct >= SATURATED_PCT
+    if server_busy and load_pct >= SATURATED_PCT:
+        # Both at their limit: the figures are the pair's, not the server's alone.
+        return "both (server and load generator)"
+    if server_busy:
         return "server"
     if load_pct >= SATURATED_PCT:
         return "load generator"
@@ -1979,12 +1983,17 @@ def print_report(report: dict[str, Any]) -> None:
         console.print(table)
         for entry in entries:
             median = entry["median"]
-            if median.get("bottleneck") == "load generator":
+            bottleneck = median.get("bottleneck")
+            if bottleneck in ("load generator", "both (server and load generator)"):
+                verdict = (
+                    "this measures the load generator, not the server"
+                    if bottleneck == "load generator"
+                    else "both at their limit: throughput is a lower bound for the server"
+                )
                 console.print(
                     f"  note: {entry['server']} {_size_text(entry['size'])}: the load generator "
                     f"was at {median.get('load_cpu_pct', 0):.0f} % of its core and the server "
-                    f"at {median.get('server_cpu_pct') or 0:.0f} %: this measures the load "
-                    "generator, not the server",
+                    f"at {median.get('server_cpu_pct') or 0:.0f} %: {verdict}",
                     style="yellow",
                     highlight=False,
                 )
