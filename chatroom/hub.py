@@ -16,6 +16,7 @@ syscall is shared too, and each event is encoded exactly once.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import unicodedata
 from collections import deque
@@ -95,6 +96,15 @@ class Member:
     replies: list[bytes] = field(default_factory=list)
 
 
+# The members of a welcome are encoded one by one, as they join, with this.
+_STRING_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
+
+def _json_string(text: str) -> bytes:
+    """``text`` as a JSON string, as ``encode()`` writes it inside a frame."""
+    return _STRING_ENCODER.encode(text).encode("utf-8")
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -141,6 +151,12 @@ class Hub:
         self._room_names: dict[str, str] = {DEFAULT_ROOM.casefold(): DEFAULT_ROOM}
         self._topics: dict[str, str] = store.topics() if store is not None else {}
         self._history: dict[str, deque[Event]] = {}
+        # Each history event as encoded for the wire (no newline), in step with _history,
+        # and each room's member names as JSON strings in join order (None: rebuild). A
+        # welcome is spliced from these instead of encoding a hundred events and every
+        # member's name again for each newcomer: at 10,000 members that was 0.75 ms a join.
+        self._history_wire: dict[str, deque[bytes]] = {}
+        self._names_wire: dict[str, list[bytes] | None] = {}
         # (event, its bytes, members who get it besides the room's: DM parties, a parter)
         self._pending_events: list[tuple[Event, bytes, tuple[Member, ...]]] = []
         self._pending_replies: list[Member] = []
@@ -173,17 +189,20 @@ class Hub:
         for key in keys:
             self._by_key[key] = member
         room = self._room_names.setdefault(room.casefold(), room)
-        history, replay, gap, join_event = self._enter(member, room, resume_after)
+        _, replay, gap, join_event = self._enter(member, room, resume_after)
+        # Members and history are spliced in by _encode_welcome, from cached bytes.
         welcome = Welcome(
             name=name,
             server=self.server_name,
             room=room,
-            members=tuple(self.members(room)),
-            history=history,
+            members=(),
+            history=(),
             resumed=resume_after is not None,
             gap=gap,
         )
-        self._queue_reply(member, welcome, replay)
+        member.replies.append(self._encode_welcome(welcome, with_history=resume_after is None))
+        member.replies.extend(encode(event) for event in replay)
+        self._pending_replies.append(member)
         self._publish(join_event)
         return member
 
@@ -343,6 +362,8 @@ class Hub:
         member.name = name
         for key in keys:
             self._by_key[key] = member
+        for room in member.rooms:
+            self._names_wire[room] = None
         if not member.rooms:
             nick = Nick(id=self._take_id(), ts=self._ts(), room="", old=old, new=name)
             self._publish(nick, also=(member,))
@@ -373,6 +394,7 @@ class Hub:
             member.rooms.clear()
         self._by_key.clear()
         self._rooms.clear()
+        self._names_wire.clear()
 
     def history_page(
         self, member: Member, room: str, before: int | None, limit: int
@@ -475,6 +497,9 @@ class Hub:
             )
         member.rooms[room] = join_event.id
         self._rooms.setdefault(room, {})[member] = None
+        names = self._names_wire.get(room)
+        if names is not None:
+            names.append(_json_string(member.name))
         return history, replay, gap, join_event
 
     def _queue_reply(self, member: Member, first: Welcome | Joined, replay: list[Event]) -> None:
@@ -484,6 +509,7 @@ class Hub:
 
     def _remove_from_room(self, member: Member, room: str) -> None:
         del member.rooms[room]
+        self._names_wire[room] = None
         room_members = self._rooms.get(room)
         if room_members is not None:
             room_members.pop(member, None)
@@ -496,7 +522,30 @@ class Hub:
             history = self._history[room] = deque(maxlen=self._history_events)
             if self._store is not None:
                 history.extend(self._store.recent(room, self._history_events))
+            self._history_wire[room] = deque(
+                (encode(event)[:-1] for event in history), maxlen=self._history_events
+            )
         return tuple(history)
+
+    def _encode_welcome(self, welcome: Welcome, *, with_history: bool) -> bytes:
+        """The welcome, encoded, with the room's members and (``with_history``) its
+        recent history spliced in from bytes encoded once, when each name joined and
+        each event was published: the same bytes ``encode()`` would give.
+
+        In compact JSON, ``"members":[]`` and ``"history":[]`` can only be those keys
+        with empty lists: a quote inside a string value is always escaped.
+        """
+        room = welcome.room
+        names = self._names_wire.get(room)
+        if names is None:
+            names = self._names_wire[room] = [
+                _json_string(member.name) for member in self._rooms.get(room, ())
+            ]
+        history = self._history_wire.get(room, ()) if with_history else ()
+        skeleton = encode(welcome)
+        return skeleton.replace(
+            b'"members":[]', b'"members":[' + b",".join(names) + b"]", 1
+        ).replace(b'"history":[]', b'"history":[' + b",".join(history) + b"]", 1)
 
     def _events_between(
         self, room: str, after_id: int, below_id: int, *, private_for: str | None
@@ -519,13 +568,15 @@ class Hub:
         return format_ts(self._now())
 
     def _publish(self, event: Event, also: tuple[Member, ...] = ()) -> None:
-        self._pending_events.append((event, encode(event), also))
+        payload = encode(event)
+        self._pending_events.append((event, payload, also))
         if event.room:
             history = self._history.get(event.room)
             if history is None:
                 self._recent(event.room)
                 history = self._history[event.room]
             history.append(event)
+            self._history_wire[event.room].append(payload[:-1])
         self._schedule_flush()
 
     def _schedule_flush(self) -> None:
