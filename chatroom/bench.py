@@ -287,10 +287,8 @@ import sys
 loop, profile = sys.argv[1], sys.argv[2]
 del sys.argv[1:3]
 sys.argv[0] = "chatroom-server"
-if loop == "asyncio":
-    sys.modules["uvloop"] = None  # cli imports uvloop when it can; this makes it fail
-elif loop == "uvloop":
-    import uvloop  # fail loudly rather than quietly measure asyncio
+if loop == "uvloop":
+    sys.argv += ["--loop", "uvloop"]
 from chatroom.cli import server_main
 if profile:
     import cProfile
@@ -390,7 +388,7 @@ def _start_server(
             command += ["--data-dir", str(workdir / f"{label}-{tag}-data")]
         loop = options.server_loop
         if loop == "auto":
-            loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+            loop = "asyncio"  # the server's default
     else:
         script = options.naive_script or _naive_script_default()
         if not script.exists():
@@ -2180,7 +2178,7 @@ def _parser() -> argparse.ArgumentParser:
         "--server-loop",
         choices=("auto", "asyncio", "uvloop"),
         default="auto",
-        help="event loop of the started server (auto: uvloop if installed)",
+        help="event loop of the started server (auto: the server's default, asyncio)",
     )
     parser.add_argument(
         "--profile-server",

@@ -20,9 +20,9 @@ from chatroom.transcript import Transcript
 # One timeout unit for every bounded wait; a slow CI machine scales it up.
 TIMEOUT_S = 5.0 * float(os.environ.get("CHATROOM_TEST_TIMEOUT_SCALE", "1"))
 
-# chatroom-server runs on uvloop when it is installed, and uvloop's transports differ
-# from asyncio's where it matters (a write to a reset peer raises instead of logging), so
-# the server's own test modules also run on uvloop wherever it is available.
+# chatroom-server runs on uvloop with --loop uvloop, and uvloop's transports differ from
+# asyncio's where it matters (a write to a reset peer raises instead of logging), so the
+# server's own test modules also run on uvloop wherever it is installed.
 _BOTH_LOOPS_MODULES = frozenset(
     {
         "test_server",
