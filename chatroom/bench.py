@@ -1319,31 +1319,43 @@ def _room_run(
     return result
 
 
-def _idle_run(
-    options: Options, server: _Server, load_core: int | None, run_tag: str
-) -> dict[str, Any]:
-    clients = options.idle_clients
-    names = _names("w", run_tag, clients)
+def _silent_members(
+    options: Options,
+    server: _Server,
+    load_core: int | None,
+    mode: str,
+    names: list[str],
+    timeout_s: float,
+) -> _LoadGroup:
+    """Load processes whose members join and say nothing (idle and join-storm)."""
     specs = [
         _LoadSpec(
-            mode="idle",
+            mode=mode,
             host=server.host,
             port=server.port,
             names=tuple(part),
             sender_ids=(-1,) * len(part),
             probes=(False,) * len(part),
-            total_members=clients,
+            total_members=len(names),
             window=0,
             rate_per_sender=0.0,
             message_bytes=options.message_bytes,
             seed=options.seed + number,
             connect_window=options.connect_window,
             core=load_core,
-            phase_timeout_s=options.idle_timeout_s,
+            phase_timeout_s=timeout_s,
         )
         for number, part in enumerate(_split(names, options.load_procs))
     ]
-    group = _LoadGroup(specs)
+    return _LoadGroup(specs)
+
+
+def _idle_run(
+    options: Options, server: _Server, load_core: int | None, run_tag: str
+) -> dict[str, Any]:
+    clients = options.idle_clients
+    names = _names("w", run_tag, clients)
+    group = _silent_members(options, server, load_core, "idle", names, options.idle_timeout_s)
     try:
         group.collect("ready", SETUP_TIMEOUT_S)
         rss_before = _proc_status_kib(server.pid, "VmRSS") if server.pid else None
@@ -1397,26 +1409,7 @@ def _storm_run(
 ) -> dict[str, Any]:
     clients = options.storm_clients
     names = _names("j", run_tag, clients)
-    specs = [
-        _LoadSpec(
-            mode="storm",
-            host=server.host,
-            port=server.port,
-            names=tuple(part),
-            sender_ids=(-1,) * len(part),
-            probes=(False,) * len(part),
-            total_members=clients,
-            window=0,
-            rate_per_sender=0.0,
-            message_bytes=options.message_bytes,
-            seed=options.seed + number,
-            connect_window=options.connect_window,
-            core=load_core,
-            phase_timeout_s=options.storm_timeout_s,
-        )
-        for number, part in enumerate(_split(names, options.load_procs))
-    ]
-    group = _LoadGroup(specs)
+    group = _silent_members(options, server, load_core, "storm", names, options.storm_timeout_s)
     try:
         ready = group.collect("ready", SETUP_TIMEOUT_S)
         t_go = time.monotonic_ns() + 100_000_000
