@@ -6,13 +6,14 @@ from __future__ import annotations
 import io
 import logging
 import re
+import threading
 from pathlib import Path
 
 import pytest
-from conftest import RunningServer, StartServer, expect, wait_for
+from conftest import TIMEOUT_S, RunningServer, StartServer, expect, wait_for
 from rich.console import Console
 
-from chatroom.console import ConsoleSink, event_text
+from chatroom.console import CONSOLE_QUEUE_EVENTS, ConsoleSink, event_text
 from chatroom.protocol import Join, Leave, Message
 from chatroom.transcript import Transcript, format_event_line
 
@@ -297,3 +298,34 @@ def test_console_event_text_shapes() -> None:
     assert event_text(join).plain == "02:30:01 #lobby → bob joined"
     leave = Leave(id=3, ts="2026-11-24T02:30:01.123Z", room="lobby", name="bob", reason="timeout")
     assert event_text(leave).plain == "02:30:01 #lobby ← bob left (timeout)"
+
+
+class _BlockedFile(io.StringIO):
+    """A console file whose writes wait until released, like a terminal paused by Ctrl-S."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.release.wait(TIMEOUT_S)
+        return super().write(text)
+
+
+def test_a_stuck_console_never_blocks_the_hub() -> None:
+    """While the console cannot print, append() still returns at once; events past the
+    queue are counted, and the console says how many it skipped once it can print."""
+    out = _BlockedFile()
+    sink = ConsoleSink(Console(file=out, width=200, force_terminal=False))
+    total = CONSOLE_QUEUE_EVENTS + 50
+    events = [
+        Message(id=n, ts="2026-11-24T02:30:01.123Z", room="lobby", sender="a", text=f"m{n}")
+        for n in range(1, total + 1)
+    ]
+    sink.append(events)  # returns although nothing can be printed yet
+    out.release.set()
+    sink.close(timeout_s=TIMEOUT_S)
+    printed = out.getvalue()
+    assert "events not shown" in printed
+    shown = printed.count("a: m")
+    assert CONSOLE_QUEUE_EVENTS <= shown < total
