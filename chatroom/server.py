@@ -301,7 +301,10 @@ class _Connection:
         try:
             while not self.closing:
                 try:
-                    data = await self.reader.read(READ_CHUNK_BYTES)
+                    # Never more than what completes a frame at the limit: the decoder
+                    # then holds at most the limit, whatever the peer sends.
+                    room_left = config.max_frame_bytes - self.decoder.buffered_bytes
+                    data = await self.reader.read(min(READ_CHUNK_BYTES, max(room_left, 1)))
                 except (ConnectionError, ssl.SSLError, OSError) as exc:
                     log.debug("%s read failed: %s", self.peer, exc)
                     data = b""
