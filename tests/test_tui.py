@@ -305,26 +305,14 @@ async def test_ctrl_r_retries_at_once(start_server: StartServer) -> None:
             await again.close()
 
 
-async def test_ctrl_q_says_bye(chat_server: RunningServer) -> None:
-    """Ctrl+Q leaves with bye (others see reason quit) and exits with status 0."""
+@pytest.mark.parametrize("key", ["ctrl+q", "ctrl+c"])
+async def test_quit_keys_say_bye(chat_server: RunningServer, key: str) -> None:
+    """Ctrl+Q and Ctrl+C leave with bye (others see reason quit) and exit with status 0."""
     bob = await chat_server.client("bob")
     app = ChatApp(chat_server.host, chat_server.port, name="alice")
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: connected(app), "joining")
-        await pilot.press("ctrl+q")
-        left = await expect(bob, protocol.Leave, where=lambda f: f.name == "alice")
-        assert left.reason == "quit"
-    assert app.return_code == 0
-    await bob.close()
-
-
-async def test_ctrl_c_quits_cleanly(chat_server: RunningServer) -> None:
-    """Ctrl+C quits as Ctrl+Q does, with status 0."""
-    bob = await chat_server.client("bob")
-    app = ChatApp(chat_server.host, chat_server.port, name="alice")
-    async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: connected(app), "joining")
-        await pilot.press("ctrl+c")
+        await pilot.press(key)
         left = await expect(bob, protocol.Leave, where=lambda f: f.name == "alice")
         assert left.reason == "quit"
     assert app.return_code == 0
