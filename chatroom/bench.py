@@ -76,6 +76,13 @@ DEFAULT_DURATION_S = 3.0
 DEFAULT_LOAD_PROCS = 4
 # Receivers that time every message; the others only count them.
 MAX_PROBES = 100
+# latency: fewer probes, read the moment data arrives; every other client is read in a
+# sweep every LAZY_SWEEP_S. One load core cannot read 100 sockets per message the moment
+# each is written without queueing behind itself: it then measures its own backlog. The
+# server's work is the same either way (a write per member per flush), and 10 KiB per
+# socket between sweeps is far from filling a loopback socket buffer.
+LATENCY_PROBES = 10
+LAZY_SWEEP_S = 0.005
 DEFAULT_SEED = 1
 SERVER_CORE = 0
 LOAD_CORE = 1
@@ -902,9 +909,15 @@ class _Load:
                 client.next_at = now + int(offset * interval_ns)
             else:
                 self._top_up(client, now)
+        lazy = self._go_lazy() if paced else []
+        sweep_ns = int(LAZY_SWEEP_S * NS_PER_S)
+        next_sweep = now + sweep_ns
         drain_deadline = t1 + int(DRAIN_TIMEOUT_S * NS_PER_S)
         while True:
             now = clock()
+            if lazy and now >= next_sweep:
+                self._sweep(lazy)
+                next_sweep = now + sweep_ns
             if self.sending and now >= t1:
                 self.sending = False
             if not self.sending:
@@ -912,12 +925,43 @@ class _Load:
                     client.unacked > 0 and not client.closed for client in self.senders
                 ):
                     break
-                self._pump(0.05)
+                self._pump(min(0.05, LAZY_SWEEP_S) if lazy else 0.05)
                 continue
             wait_ns = min(t1 - now, 50_000_000)
             if paced:
                 wait_ns = min(wait_ns, self._paced_sends(now, interval_ns))
+            if lazy:
+                wait_ns = min(wait_ns, max(0, next_sweep - now))
             self._pump(wait_ns / NS_PER_S)
+        self._sweep(lazy)
+        for client in lazy:
+            if not client.closed:
+                self.epoll.modify(client.fd, select.EPOLLIN)
+
+    def _go_lazy(self) -> list[_Client]:
+        """Stop watching every client that is not a probe; ``_sweep`` reads them."""
+        lazy = [client for client in self.clients if not client.probe and not client.closed]
+        for client in lazy:
+            self.epoll.modify(client.fd, 0)
+        return lazy
+
+    def _sweep(self, clients: list[_Client]) -> None:
+        """Read whatever is queued on each of ``clients``, without waiting."""
+        clock = time.monotonic_ns
+        for client in clients:
+            while not client.closed:
+                try:
+                    data = client.sock.recv(RECV_BYTES)  # type: ignore[union-attr]
+                except BlockingIOError:
+                    break
+                except OSError:
+                    data = b""
+                if not data:
+                    self._lost(client)
+                    break
+                self._feed(client, data, clock())
+                if len(data) < RECV_BYTES:
+                    break
 
     def drain(self, expected: int, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -1202,6 +1246,15 @@ def _names(role: str, run_tag: str, count: int) -> list[str]:
     return [f"{role}{run_tag}-{index:05d}" for index in range(count)]
 
 
+def _spread(count: int, chosen: int) -> frozenset[int]:
+    """``chosen`` indices of ``range(count)``, evenly spaced, the first and last included."""
+    if chosen >= count:
+        return frozenset(range(count))
+    if chosen <= 1:
+        return frozenset(range(min(chosen, count)))
+    return frozenset(round(step * (count - 1) / (chosen - 1)) for step in range(chosen))
+
+
 def _room_specs(
     options: Options,
     server: _Server,
@@ -1213,12 +1266,13 @@ def _room_specs(
 ) -> list[_LoadSpec]:
     senders = _names("s", run_tag, options.senders)
     listeners = _names("r", run_tag, receivers)
-    # Every receiver counts every message, but only a spread of them (every k-th in join
-    # order, at most MAX_PROBES) times each one: parsing stamps is most of the load side's
-    # cost per delivery, and a load generator slower than the server measures itself.
-    stride = -(-receivers // MAX_PROBES)
+    # Every receiver counts every message, but only a spread of them (from the first to
+    # the last of the room) times each one:
+    # parsing stamps is most of the load side's cost per delivery, and a load generator
+    # slower than the server measures itself.
+    probes = _spread(receivers, LATENCY_PROBES if mode == "latency" else MAX_PROBES)
     clients = [(name, number, False) for number, name in enumerate(senders)] + [
-        (name, -1, index % stride == 0) for index, name in enumerate(listeners)
+        (name, -1, index in probes) for index, name in enumerate(listeners)
     ]
     total = len(clients)
     procs = min(options.load_procs, total)

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatroom.framing import ErrorCode, FrameDecoder, ProtocolError
-from chatroom.hub import Hub
+from chatroom.hub import FLUSH_NOW_EVENTS, Hub
 from chatroom.protocol import (
     Event,
     Join,
@@ -325,6 +325,94 @@ async def test_flush_runs_once_per_loop_iteration() -> None:
     assert len(box.payloads) == 1
     assert len(sink.batches) == 1
     assert [type(f).__name__ for f in box.frames()] == ["Welcome", "Join", "Message", "Message"]
+
+
+class CostlyClock:
+    """A clock for the hub's flush pacing: every send to a member costs ``per_send``."""
+
+    def __init__(self, per_send: float) -> None:
+        self.now = 1000.0
+        self.per_send = per_send
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CostlyOutbox(FakeOutbox):
+    """Advances the clock on each send, and signals every write."""
+
+    def __init__(self, clock: CostlyClock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.wrote = asyncio.Event()
+
+    def send(self, payload: bytes) -> None:
+        self.clock.now += self.clock.per_send
+        super().send(payload)
+        self.wrote.set()
+
+    async def next_write(self) -> bytes:
+        self.wrote.clear()
+        await asyncio.wait_for(self.wrote.wait(), 2)
+        return self.payloads[-1]
+
+
+async def _costly_room(per_send: float, names: str = "abc") -> tuple[Hub, list[Any], list[Any]]:
+    """A room whose flushes cost ``per_send`` a member, everyone welcomed and settled."""
+    clock = CostlyClock(per_send)
+    hub = Hub(server_name="chatroom/test", now=lambda: NOW, clock=clock)
+    members, boxes = [], []
+    for name in names:
+        box = CostlyOutbox(clock)
+        members.append(hub.join(name, box))
+        boxes.append(box)
+    hub.flush()
+    return hub, members, boxes
+
+
+async def test_after_a_costly_flush_the_next_waits_and_carries_more() -> None:
+    """Messages trickling in one per iteration share the next write instead of each
+    costing the room a write, once a flush has shown itself expensive."""
+    hub, (alice, *_), (_, bob_box, _) = await _costly_room(per_send=0.005)
+    hub.say(alice, "one")
+    first = await bob_box.next_write()  # the last flush was cheap: this one went at once
+    assert b'"one"' in first
+    waiting = asyncio.ensure_future(bob_box.next_write())
+    hub.say(alice, "two")
+    await asyncio.sleep(0)  # one loop iteration: an unpaced hub would flush "two" alone
+    hub.say(alice, "three")
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    payload = await waiting
+    assert b'"two"' in payload and b'"three"' in payload
+    texts = [f.text for f in bob_box.frames() if isinstance(f, Message)]
+    assert texts == ["one", "two", "three"]
+
+
+async def test_a_newcomer_is_welcomed_without_waiting_for_the_paced_flush() -> None:
+    hub, (alice, *_), (_, bob_box, _) = await _costly_room(per_send=0.005)
+    hub.say(alice, "one")
+    await bob_box.next_write()  # costly: the next flush is paced
+    dave_box = CostlyOutbox(bob_box.clock)
+    hub.join("dave", dave_box)
+    await asyncio.sleep(0)
+    assert [type(f).__name__ for f in dave_box.frames()] == ["Welcome"]
+    assert not any(isinstance(f, Join) and f.name == "dave" for f in bob_box.frames())
+    await dave_box.next_write()
+    assert [type(f).__name__ for f in dave_box.frames()] == ["Welcome", "Join"]
+    assert isinstance(bob_box.frames()[-1], Join)
+
+
+async def test_a_burst_is_flushed_at_once_however_costly_the_last_flush() -> None:
+    # 1 s a send: unpaced, the next flush would wait the longest pacing allows.
+    hub, (alice, *_), (_, bob_box, _) = await _costly_room(per_send=1.0)
+    hub.say(alice, "first")
+    await bob_box.next_write()
+    for number in range(FLUSH_NOW_EVENTS):
+        hub.say(alice, f"m{number}")
+    await asyncio.sleep(0)
+    texts = [f.text for f in bob_box.frames() if isinstance(f, Message)]
+    assert texts == ["first"] + [f"m{number}" for number in range(FLUSH_NOW_EVENTS)]
 
 
 # ---------------------------------------------------------------------------- a model check
