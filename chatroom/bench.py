@@ -77,12 +77,15 @@ DEFAULT_LOAD_PROCS = 4
 # Receivers that time every message; the others only count them.
 MAX_PROBES = 100
 # latency: fewer probes, read the moment data arrives; every other client is read in a
-# sweep every LAZY_SWEEP_S. One load core cannot read 100 sockets per message the moment
-# each is written without queueing behind itself: it then measures its own backlog. The
-# server's work is the same either way (a write per member per flush), and 10 KiB per
-# socket between sweeps is far from filling a loopback socket buffer.
+# sweep every LAZY_SWEEP_S, a slice at a time so a probe never waits for a whole sweep.
+# One load core cannot read 100 sockets per message the moment each is written without
+# queueing behind itself: it then measures its own backlog. The server's work is the
+# same either way (a write per member per flush), and what arrives between sweeps is
+# far from filling a loopback socket buffer. All of it runs in one load process: probes
+# in several processes on one core wait for each other's turn on it.
 LATENCY_PROBES = 10
 LAZY_SWEEP_S = 0.005
+LAZY_SLICES = 10
 DEFAULT_SEED = 1
 SERVER_CORE = 0
 LOAD_CORE = 1
@@ -910,14 +913,18 @@ class _Load:
             else:
                 self._top_up(client, now)
         lazy = self._go_lazy() if paced else []
-        sweep_ns = int(LAZY_SWEEP_S * NS_PER_S)
+        sweep_ns = int(LAZY_SWEEP_S * NS_PER_S / LAZY_SLICES)
+        slice_size = -(-len(lazy) // LAZY_SLICES)
+        slice_at = 0
         next_sweep = now + sweep_ns
         drain_deadline = t1 + int(DRAIN_TIMEOUT_S * NS_PER_S)
         while True:
             now = clock()
             if lazy and now >= next_sweep:
-                self._sweep(lazy)
+                self._sweep(lazy[slice_at : slice_at + slice_size])
+                slice_at = (slice_at + slice_size) % len(lazy)
                 next_sweep = now + sweep_ns
+                now = clock()  # a send stamped before the sweep would count it as latency
             if self.sending and now >= t1:
                 self.sending = False
             if not self.sending:
@@ -925,7 +932,7 @@ class _Load:
                     client.unacked > 0 and not client.closed for client in self.senders
                 ):
                     break
-                self._pump(min(0.05, LAZY_SWEEP_S) if lazy else 0.05)
+                self._pump(sweep_ns / NS_PER_S if lazy else 0.05)
                 continue
             wait_ns = min(t1 - now, 50_000_000)
             if paced:
@@ -1275,7 +1282,7 @@ def _room_specs(
         (name, -1, index in probes) for index, name in enumerate(listeners)
     ]
     total = len(clients)
-    procs = min(options.load_procs, total)
+    procs = 1 if mode == "latency" else min(options.load_procs, total)
     # Senders share processes with receivers: a process that falls behind reading also
     # sees its own sender's acknowledgements late, so it slows that sender down instead
     # of letting unread data pile up in the server.

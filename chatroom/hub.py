@@ -67,14 +67,15 @@ DEFAULT_HISTORY_EVENTS = 100
 # iteration, flushing each at once makes the room's writes the server's whole load (100
 # members at 3,900 messages/s kept a core at 99 %, and latency grew with the queue; a
 # 10,000-member room spent 50 ms writing each handful of joins). So the next flush waits
-# until FLUSH_PACING times the last one's own cost has passed: writes then take at most
-# half the time, and each carries what arrived meanwhile. The wait is bounded by
-# FLUSH_WAIT_MAX_S, and is never longer than the flush it follows, so it costs a big room
-# no more latency than one more flush would. An idle server, a small room or a burst of
-# FLUSH_NOW_EVENTS events flushes at once, as before; welcomes never wait.
-FLUSH_PACING = 1.0
+# until FLUSH_PACING times the cost of recent flushes has passed: writes then take at
+# most two thirds of the time, and each carries what arrived meanwhile. The wait is
+# bounded by FLUSH_WAIT_MAX_S and is shorter than the flush it follows, so it costs a
+# big room less latency than one more flush would. An idle server, a small room or a
+# burst of FLUSH_NOW_EVENTS events flushes at once, as before; welcomes never wait.
+FLUSH_PACING = 0.5
 FLUSH_WAIT_MAX_S = 0.05
 FLUSH_NOW_EVENTS = 64
+FLUSH_COST_SMOOTHING = 0.25
 # IRC networks settle on a few dozen channels per user (Libera: 250 with a cloak, 120
 # without); a small-team chat needs far fewer, and each room costs history in memory.
 MAX_ROOMS_PER_MEMBER = 20
@@ -180,6 +181,7 @@ class Hub:
         self._flush_handle: asyncio.Handle | None = None
         # The time on self._clock before which no flush is to start.
         self._next_flush_at = 0.0
+        self._flush_cost = 0.0  # seconds, smoothed over recent flushes
         self._replies_handle: asyncio.Handle | None = None
 
     # ------------------------------------------------------------------ the interface
@@ -480,7 +482,14 @@ class Hub:
         while self._pending_events or self._pending_replies:
             self._flush_once()
         ended = self._clock()
-        self._next_flush_at = ended + min(FLUSH_WAIT_MAX_S, FLUSH_PACING * (ended - started))
+        cost = ended - started
+        self._flush_cost += (cost - self._flush_cost) * FLUSH_COST_SMOOTHING
+        # The smaller of the two: one flush slowed by a page fault or a checkpoint does
+        # not make the next one wait as long, and a small room's flush right after a big
+        # room's is not held back by it.
+        self._next_flush_at = ended + min(
+            FLUSH_WAIT_MAX_S, FLUSH_PACING * min(cost, self._flush_cost)
+        )
 
     # ------------------------------------------------------------------ internals
 

@@ -17,7 +17,13 @@ import pytest
 from conftest import TIMEOUT_S, expect
 
 from chatroom.client import ClientConnection
-from chatroom.history import HistoryStore, Retention, parse_retention
+from chatroom.history import (
+    CHECKPOINT_EVERY_EVENTS,
+    DB_NAME,
+    HistoryStore,
+    Retention,
+    parse_retention,
+)
 from chatroom.protocol import (
     Error,
     Hello,
@@ -246,6 +252,41 @@ def test_age_retention_deletes_only_old_events(tmp_path: Path) -> None:
     assert store.prune_step(now=now) == 1
     assert [e.id for e in store.export()] == [2]
     assert store.last_id() == 2
+    store.close()
+
+
+def test_checkpoints_keep_the_wal_small_without_the_writer_running_them(tmp_path: Path) -> None:
+    """The writer never checkpoints (that stalls a flush); the store's own thread does,
+    so the WAL is reused instead of growing with every event ever written."""
+    store = HistoryStore.in_dir(tmp_path)
+    assert store._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    checkpointer = store._checkpointer
+    assert checkpointer is not None
+    wal = tmp_path / (DB_NAME + "-wal")
+    text = "x" * 200
+    next_id = 1
+    sizes = []
+    for _ in range(8):
+        checkpointer.done.clear()
+        for _ in range(CHECKPOINT_EVERY_EVENTS // 50):
+            batch = [
+                Message(
+                    id=next_id + n,
+                    ts="2026-11-26T12:00:00.000Z",
+                    room="lobby",
+                    sender="a",
+                    text=text,
+                )
+                for n in range(50)
+            ]
+            next_id += 50
+            store.append(batch)
+        assert checkpointer.done.wait(TIMEOUT_S)
+        sizes.append(wal.stat().st_size)
+    # Without checkpoints the WAL would hold all 16,000 events (over 4 MB) by now.
+    assert sizes[-1] <= 2 * sizes[0]
+    assert store.last_id() == next_id - 1
+    assert len(list(store.export())) == next_id - 1
     store.close()
 
 
