@@ -112,6 +112,8 @@ class FrameDecoder:
     on while the server closes.
     """
 
+    __slots__ = ("_buffer", "_discarding", "_eof", "_scanned", "max_frame_bytes")
+
     def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
         if max_frame_bytes < 2:
             raise ValueError("max_frame_bytes must leave room for '{}' and a newline")

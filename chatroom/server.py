@@ -199,6 +199,26 @@ def _is_loopback(host: str) -> bool:
 class _Connection:
     """One client connection: its read loop, handshake, timers and rate limit."""
 
+    # Slots: ten thousand idle connections each hold one of these.
+    __slots__ = (
+        "_timer",
+        "closing",
+        "decoder",
+        "last_received",
+        "loop",
+        "member",
+        "outbox",
+        "peer",
+        "peer_host",
+        "ping_sent_at",
+        "reader",
+        "server",
+        "strikes",
+        "tokens",
+        "tokens_at",
+        "writer",
+    )
+
     def __init__(
         self, server: ChatServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
