@@ -22,6 +22,7 @@ from chatroom import __version__
 from chatroom.framing import MAX_FRAME_BYTES, ErrorCode, FrameDecoder, ProtocolError
 from chatroom.history import MAX_HISTORY_PAGE, HistoryStore
 from chatroom.hub import DEFAULT_HISTORY_EVENTS, EventSink, Hub, Member
+from chatroom.names import load_look_alikes
 from chatroom.protocol import (
     MAX_TEXT_CHARS,
     PROTOCOL_VERSION,
@@ -332,8 +333,11 @@ class _Connection:
                     break
                 self.last_received = self.loop.time()
                 self.decoder.receive_data(data)
+                end_of_stream = not data
+                # Otherwise an idle connection holds its last chunk until it speaks again.
+                del data
                 await self._drain_frames()
-                if not data:
+                if end_of_stream:
                     break
         finally:
             self.drop(LeaveReason.DISCONNECTED)
@@ -496,6 +500,7 @@ class ChatServer:
 
     async def start(self) -> None:
         """Bind and listen. Raises ``OSError`` when the address is taken or invalid."""
+        load_look_alikes()
         host: str | None = self.config.host
         self._server = await asyncio.start_server(
             self._on_connect,
