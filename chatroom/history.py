@@ -352,9 +352,13 @@ class _Checkpointer:
         self._stopping = False
         # Set after each checkpoint (for tests, and anyone who must know the WAL is small).
         self.done = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(path,), name="history-checkpoint", daemon=True
+        # Opened here, and used once, so that every file it holds (the database, its WAL
+        # and shared memory) is open before the server says it is ready, not later.
+        self._db: sqlite3.Connection | None = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False
         )
+        self._checkpoint()
+        self._thread = threading.Thread(target=self._run, name="history-checkpoint", daemon=True)
         self._thread.start()
 
     def request(self) -> None:
@@ -365,23 +369,24 @@ class _Checkpointer:
         self._wanted.set()
         self._thread.join(CHECKPOINT_CLOSE_S)
 
-    def _run(self, path: Path) -> None:
+    def _checkpoint(self) -> None:
+        assert self._db is not None
         try:
-            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as exc:
-            log.warning("history checkpoints will run at close only: %s", exc)
-            return
+            log.warning("history checkpoint failed: %s", exc)
+        else:
+            self.done.set()
+
+    def _run(self) -> None:
+        assert self._db is not None
         try:
             while not self._stopping:
                 self._wanted.wait(CHECKPOINT_EVERY_S)
                 self._wanted.clear()
                 if self._stopping:
                     break
-                try:
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except sqlite3.Error as exc:
-                    log.warning("history checkpoint failed: %s", exc)
-                else:
-                    self.done.set()
+                self._checkpoint()
         finally:
-            db.close()
+            self._db.close()
+            self._db = None
