@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from chatroom.bench import _percentiles
+from chatroom.bench import _percentiles, _spread
 
 # Small enough to finish in seconds, big enough that fan-out, batching and the
 # sender window all take part.
@@ -105,3 +105,10 @@ def test_percentiles_use_the_nearest_rank() -> None:
     assert _percentiles(histogram) == {"p50_us": 50.0, "p99_us": 99.0, "max_us": 100.0}
     assert _percentiles({7: 3}) == {"p50_us": 7.0, "p99_us": 7.0, "max_us": 7.0}
     assert _percentiles({}) == {"p50_us": None, "p99_us": None, "max_us": None}
+
+
+def test_probes_are_spread_from_the_first_member_to_the_last() -> None:
+    assert _spread(100, 10) == frozenset({0, 11, 22, 33, 44, 55, 66, 77, 88, 99})
+    assert _spread(3, 10) == frozenset({0, 1, 2})
+    assert _spread(5, 1) == frozenset({0})
+    assert _spread(5, 0) == frozenset()
