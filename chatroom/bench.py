@@ -74,15 +74,17 @@ DEFAULT_RUNS = 3
 DEFAULT_WARMUP_S = 1.0
 DEFAULT_DURATION_S = 3.0
 DEFAULT_LOAD_PROCS = 4
-# Receivers that time every message; the others only count them.
-MAX_PROBES = 100
-# latency: fewer probes, read the moment data arrives; every other client is read in a
-# sweep every LAZY_SWEEP_S, a slice at a time so a probe never waits for a whole sweep.
+# Receivers that time every message; the others only count them. Parsing stamps was a
+# quarter of the load side's time at 100 probes in a room of 500.
+MAX_PROBES = 20
+# Probes and senders are read the moment data arrives; every other receiver is read in
+# a sweep every LAZY_SWEEP_S, a slice at a time so a probe never waits for a whole sweep.
 # One load core cannot read 100 sockets per message the moment each is written without
 # queueing behind itself: it then measures its own backlog. The server's work is the
 # same either way (a write per member per flush), and what arrives between sweeps is
-# far from filling a loopback socket buffer. All of it runs in one load process: probes
-# in several processes on one core wait for each other's turn on it.
+# far from filling a loopback socket buffer. In ``latency`` all of it runs in one load
+# process (probes in several processes on one core wait for each other's turn on it),
+# with fewer probes.
 LATENCY_PROBES = 10
 LAZY_SWEEP_S = 0.005
 LAZY_SLICES = 10
@@ -122,6 +124,10 @@ TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 NS_PER_S = 1_000_000_000
 
 _MESSAGE = b'"type":"message"'
+# One per frame: a quote inside a string value is escaped, so this cannot occur in one,
+# and only welcome and joined nest events (their history), which are read apart. A
+# multi-byte search skips ahead; counting b"\n" looks at every byte.
+_FRAME = b'"type":"'
 _JOIN = b'"type":"join"'
 _LEAVE = b'"type":"leave"'
 _ERROR = b'"type":"error"'
@@ -722,41 +728,54 @@ class _Load:
     # ---------------------------------------------------------------- input
 
     def _feed(self, client: _Client, data: bytes, now: int) -> None:
-        """Account for one chunk: only whole lines, counted with byte searches."""
+        """Account for one chunk: only whole lines, counted with byte searches.
+
+        Searches take bounds instead of slices: a chunk is up to 256 KiB, and copying it
+        to drop a partial last line (or to prepend the previous one) costs as much as
+        counting it.
+        """
+        start = 0
         if client.tail:
-            data = client.tail + data
-        cut = data.rfind(b"\n") + 1
-        if cut < len(data):
-            client.tail = data[cut:]
-            data = data[:cut]
-        elif client.tail:
-            client.tail = b""
-        if not cut:
-            return
+            first_end = data.find(b"\n") + 1
+            if not first_end:
+                client.tail += data
+                return
+            head, client.tail = client.tail + data[:first_end], b""
+            self._count(client, head, 0, len(head), now)
+            start = first_end
+        end = data.rfind(b"\n", start) + 1
+        if end < len(data):
+            client.tail = data[max(start, end) :]
+        if end > start:
+            self._count(client, data, start, end, now)
+
+    def _count(self, client: _Client, data: bytes, start: int, end: int, now: int) -> None:
+        """Account for the whole lines in ``data[start:end]``."""
         if not client.welcomed:
-            data = self._welcome(client, data, now)
+            data = self._welcome(client, data[start:end], now)
+            start, end = 0, len(data)
             if not data:
                 return
-        lines = data.count(b"\n")
-        count = data.count(_MESSAGE)
+        frames = data.count(_FRAME, start, end)
+        count = data.count(_MESSAGE, start, end)
         if count:
             client.messages += count
             if self.t0 <= now < self.t1:
                 self.window_deliveries += count
                 if client.probe:
-                    stamps = _STAMP.findall(data)
+                    stamps = _STAMP.findall(data, start, end)
                     self.sends.extend(map(int, stamps))
                     self.marks.append(now)
                     self.mark_counts.append(len(stamps))
             if client.sender_id >= 0:
-                acks = data.count(client.marker)
+                acks = data.count(client.marker, start, end)
                 if acks:
                     client.unacked -= acks
                     if self.sending and self.spec.mode == "fanout":
                         self._top_up(client, now)
-        other = lines - count
+        other = frames - count
         if other:
-            joins = data.count(_JOIN)
+            joins = data.count(_JOIN, start, end)
             if joins:
                 client.joins += joins
                 if not client.settled and client.joins >= client.expected_joins:
@@ -765,10 +784,10 @@ class _Load:
                     self.last_settle = now
                 other -= joins
             if other:
-                leaves = data.count(_LEAVE)
+                leaves = data.count(_LEAVE, start, end)
                 self.leaves += leaves
                 if other - leaves:
-                    self._odd_lines(client, data)
+                    self._odd_lines(client, data[start:end])
 
     def _welcome(self, client: _Client, data: bytes, now: int) -> bytes:
         """Find the welcome; return what follows it (join events of this member on)."""
@@ -912,7 +931,7 @@ class _Load:
                 client.next_at = now + int(offset * interval_ns)
             else:
                 self._top_up(client, now)
-        lazy = self._go_lazy() if paced else []
+        lazy = self._go_lazy()
         sweep_ns = int(LAZY_SWEEP_S * NS_PER_S / LAZY_SLICES)
         slice_size = -(-len(lazy) // LAZY_SLICES)
         slice_at = 0
@@ -946,8 +965,15 @@ class _Load:
                 self.epoll.modify(client.fd, select.EPOLLIN)
 
     def _go_lazy(self) -> list[_Client]:
-        """Stop watching every client that is not a probe; ``_sweep`` reads them."""
-        lazy = [client for client in self.clients if not client.probe and not client.closed]
+        """Stop watching every receiver that is not a probe; ``_sweep`` reads them.
+
+        Senders stay watched: in ``fanout`` their own copies pace them.
+        """
+        lazy = [
+            client
+            for client in self.clients
+            if not client.probe and client.sender_id < 0 and not client.closed
+        ]
         for client in lazy:
             self.epoll.modify(client.fd, 0)
         return lazy
