@@ -22,6 +22,7 @@ from chatroom.protocol import (
     Message,
     Welcome,
     encode,
+    format_ts,
     parse_server_frame,
 )
 
@@ -325,6 +326,22 @@ async def test_flush_runs_once_per_loop_iteration() -> None:
     assert len(box.payloads) == 1
     assert len(sink.batches) == 1
     assert [type(f).__name__ for f in box.frames()] == ["Welcome", "Join", "Message", "Message"]
+
+
+def test_default_timestamps_are_the_current_millisecond_in_order() -> None:
+    hub = Hub(server_name="chatroom/test")
+    box = FakeOutbox()
+    member = hub.join("alice", box)
+    stamps = []
+    for number in range(200):
+        before = format_ts(datetime.now(UTC))
+        hub.say(member, f"m{number}")
+        after = format_ts(datetime.now(UTC))
+        hub.flush()
+        stamp = box.frames()[-1].ts
+        assert before <= stamp <= after
+        stamps.append(stamp)
+    assert stamps == sorted(stamps)
 
 
 class CostlyClock:
