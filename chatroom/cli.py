@@ -23,7 +23,7 @@ from typing import Any
 
 from chatroom import __version__
 from chatroom.framing import MAX_FRAME_BYTES
-from chatroom.hub import DEFAULT_HISTORY_EVENTS, EventSink
+from chatroom.hub import DEFAULT_HISTORY_EVENTS, LAZY_MEMBERS_ABOVE, EventSink
 from chatroom.protocol import MAX_TEXT_CHARS
 from chatroom.server import (
     FLOOD_BURST,
@@ -158,6 +158,14 @@ def _server_parser() -> argparse.ArgumentParser:
         default=DEFAULT_HISTORY_EVENTS,
         metavar="N",
         help="recent events a newcomer is shown",
+    )
+    parser.add_argument(
+        "--lazy-members-above",
+        type=int,
+        default=LAZY_MEMBERS_ABOVE,
+        metavar="N",
+        help="in rooms of more than N members, clients that ask for it (chatroom-tui does) "
+        "are not sent other members' joins and leaves",
     )
     parser.add_argument(
         "--data-dir",
@@ -376,6 +384,7 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         max_per_ip=args.max_per_ip,
         password=password or None,
         history_events=args.history,
+        lazy_members_above=args.lazy_members_above,
         history_store=store,
         # Microseconds since 1970: above any id an earlier run can have reached, and
         # still well inside JSON's safe integers (2**53).

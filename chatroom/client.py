@@ -156,18 +156,31 @@ class ClientConnection:
             raise ConnectionClosed(f"the connection was lost ({exc})") from exc
 
     async def hello(
-        self, name: str, password: str | None = None, *, resume_after: int | None = None
+        self,
+        name: str,
+        password: str | None = None,
+        *,
+        resume_after: int | None = None,
+        lazy_members: bool = False,
     ) -> Welcome:
         """Join as ``name``. On a refusal the connection stays open for another try.
 
         With ``resume_after`` (the id of the last event seen before a disconnect) the
-        server replays what was missed as ordinary frames after the welcome.
+        server replays what was missed as ordinary frames after the welcome. With
+        ``lazy_members`` big rooms send no joins and leaves of others.
 
         Raises:
             ServerError: the server refused (``name_taken``, ``invalid_name``...).
             ConnectionClosed: the server closed instead of answering.
         """
-        await self.send(Hello(name=name, password=password, resume_after=resume_after))
+        await self.send(
+            Hello(
+                name=name,
+                password=password,
+                resume_after=resume_after,
+                lazy_members=lazy_members,
+            )
+        )
         while True:
             try:
                 frame = await self.recv()

@@ -130,6 +130,8 @@ class Hello:
     password: str | None = None
     # Extension: replay every event of the room after this id, then go live.
     resume_after: int | None = None
+    # Extension: in big rooms, leave out other members' join and leave events.
+    lazy_members: bool = False
 
     @classmethod
     def from_wire(cls, obj: dict[str, Any]) -> Hello:
@@ -138,6 +140,7 @@ class Hello:
             protocol=_field(obj, "protocol", int),
             password=_field(obj, "password", str, default=None),
             resume_after=_field(obj, "resume_after", int, default=None),
+            lazy_members=_field(obj, "lazy_members", bool, default=False),
         )
 
     def to_wire(self) -> dict[str, Any]:
@@ -146,6 +149,8 @@ class Hello:
             wire["password"] = self.password
         if self.resume_after is not None:
             wire["resume_after"] = self.resume_after
+        if self.lazy_members:
+            wire["lazy_members"] = True
         return wire
 
 
@@ -498,6 +503,9 @@ class Welcome:
     # Extension, with hello.resume_after: replay follows; ``gap`` when some is gone.
     resumed: bool = False
     gap: bool = False
+    # Extension, with hello.lazy_members: above this many members a room's joins and
+    # leaves are left out, and ``members`` is the list as of now.
+    lazy_members_above: int | None = None
 
     @classmethod
     def from_wire(cls, obj: dict[str, Any]) -> Welcome:
@@ -510,6 +518,7 @@ class Welcome:
             protocol=_field(obj, "protocol", int, default=PROTOCOL_VERSION),
             resumed=_field(obj, "resumed", bool, default=False),
             gap=_field(obj, "gap", bool, default=False),
+            lazy_members_above=_field(obj, "lazy_members_above", int, default=None),
         )
 
     def to_wire(self) -> dict[str, Any]:
@@ -525,6 +534,8 @@ class Welcome:
         if self.resumed:
             wire["resumed"] = True
             wire["gap"] = self.gap
+        if self.lazy_members_above is not None:
+            wire["lazy_members_above"] = self.lazy_members_above
         return wire
 
 
@@ -748,6 +759,7 @@ class Joined:
     history: tuple[Event, ...] = ()
     resumed: bool = False
     gap: bool = False
+    lazy_members_above: int | None = None  # as in welcome
 
     @classmethod
     def from_wire(cls, obj: dict[str, Any]) -> Joined:
@@ -758,6 +770,7 @@ class Joined:
             history=_events(obj, "history") if "history" in obj else (),
             resumed=_field(obj, "resumed", bool, default=False),
             gap=_field(obj, "gap", bool, default=False),
+            lazy_members_above=_field(obj, "lazy_members_above", int, default=None),
         )
 
     def to_wire(self) -> dict[str, Any]:
@@ -771,6 +784,8 @@ class Joined:
         if self.resumed:
             wire["resumed"] = True
             wire["gap"] = self.gap
+        if self.lazy_members_above is not None:
+            wire["lazy_members_above"] = self.lazy_members_above
         return wire
 
 

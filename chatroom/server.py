@@ -21,7 +21,7 @@ from typing import Any
 from chatroom import __version__
 from chatroom.framing import MAX_FRAME_BYTES, ErrorCode, FrameDecoder, ProtocolError
 from chatroom.history import MAX_HISTORY_PAGE, HistoryStore
-from chatroom.hub import DEFAULT_HISTORY_EVENTS, EventSink, Hub, Member
+from chatroom.hub import DEFAULT_HISTORY_EVENTS, LAZY_MEMBERS_ABOVE, EventSink, Hub, Member
 from chatroom.names import load_look_alikes
 from chatroom.protocol import (
     MAX_TEXT_CHARS,
@@ -108,6 +108,7 @@ class ServerConfig:
     password: str | None = None
     auth_failure_delay_s: float = AUTH_FAILURE_DELAY_S
     history_events: int = DEFAULT_HISTORY_EVENTS
+    lazy_members_above: int = LAZY_MEMBERS_ABOVE
     history_store: HistoryStore | None = None
     # Without a store nothing remembers the last id across restarts; the CLI starts
     # from the clock instead, so ids never repeat.
@@ -455,7 +456,9 @@ class _Connection:
             return
         if self.closing:
             return
-        self.member = self.server.hub.join(hello.name, self.outbox, resume_after=hello.resume_after)
+        self.member = self.server.hub.join(
+            hello.name, self.outbox, resume_after=hello.resume_after, lazy=hello.lazy_members
+        )
         self.ping_sent_at = None
         self._arm_timer(self.loop.time() + config.ping_interval_s)
         self._log_member("joined")
@@ -479,6 +482,7 @@ class ChatServer:
             max_text_chars=self.config.max_text_chars,
             store=self.config.history_store,
             first_id=self.config.first_event_id,
+            lazy_members_above=self.config.lazy_members_above,
         )
         self._server: asyncio.Server | None = None
         self._tasks: dict[asyncio.Task[None], _Connection] = {}

@@ -344,6 +344,53 @@ def test_default_timestamps_are_the_current_millisecond_in_order() -> None:
     assert stamps == sorted(stamps)
 
 
+def test_lazy_members_of_a_big_room_get_no_joins_or_leaves_of_others() -> None:
+    """Above the threshold a lazy member is sent messages and its own join, not the
+    others' joins and leaves; an ordinary member is sent everything, as always."""
+    hub, _, outboxes = _hub(lazy_members_above=3)
+    first, first_box = _join(hub, outboxes, "first")
+    lazy_box = FakeOutbox(hub)
+    lazy = hub.join("lazy", lazy_box, lazy=True)
+    lazy_box.member = lazy
+    hub.flush()
+    welcome = lazy_box.frames()[0]
+    assert isinstance(welcome, Welcome) and welcome.lazy_members_above == 3
+    # Two members: not big yet, so the lazy one sees the next join.
+    _join(hub, outboxes, "second")
+    hub.flush()
+    assert [f.name for f in lazy_box.frames() if isinstance(f, Join)] == ["lazy", "second"]
+    third, _ = _join(hub, outboxes, "third")  # four members: big from now on
+    hub.say(first, "in a big room")
+    hub.flush()
+    hub.leave(third, LeaveReason.QUIT)
+    late_lazy_box = FakeOutbox(hub)
+    hub.join("late", late_lazy_box, lazy=True)
+    hub.say(first, "still here")
+    hub.flush()
+    assert [type(f).__name__ for f in lazy_box.frames()] == [
+        "Welcome", "Join", "Join", "Message", "Message"
+    ]  # fmt: skip
+    assert [type(f).__name__ for f in late_lazy_box.frames()] == ["Welcome", "Join", "Message"]
+    assert late_lazy_box.frames()[1].name == "late"
+    everything = [type(f).__name__ for f in first_box.frames()]
+    assert everything.count("Join") == 5 and everything.count("Leave") == 1
+
+
+def test_lazy_members_in_mixed_batches_get_their_own_join_only() -> None:
+    """The several-rooms path filters the same way as the one-room path."""
+    hub, _, outboxes = _hub(lazy_members_above=1)
+    talker, _ = _join(hub, outboxes, "talker")
+    lazy_box = FakeOutbox(hub)
+    lazy = hub.join("lazy", lazy_box, lazy=True)
+    hub.join_room(talker, "other")  # a second room in the same batch: the mixed path
+    hub.say(talker, "hello")
+    hub.join("newcomer", FakeOutbox(hub))
+    hub.flush()
+    kinds = [(type(f).__name__, getattr(f, "name", "")) for f in lazy_box.frames()]
+    assert kinds == [("Welcome", "lazy"), ("Join", "lazy"), ("Message", "")]
+    assert lazy.rooms
+
+
 class CostlyClock:
     """A clock for the hub's flush pacing: every send to a member costs ``per_send``."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from conftest import TIMEOUT_S, RunningServer, expect
+from conftest import TIMEOUT_S, RunningServer, StartServer, expect
 
 from chatroom.client import ClientConnection
 from chatroom.protocol import (
@@ -188,3 +188,36 @@ async def test_a_member_disconnecting_leaves_every_room(chat_server: RunningServ
         rooms.add(leave.room)
     assert rooms == {"lobby", "dev"}
     await alice.close()
+
+
+async def test_lazy_members_are_spared_joins_and_leaves_in_big_rooms(
+    start_server: StartServer,
+) -> None:
+    """Over the server's threshold a client that asked for lazy members gets messages and
+    its own join, not the others' joins and leaves; `who` still lists everyone. A client
+    that did not ask gets every event, as protocol v1 says."""
+    running = await start_server(lazy_members_above=2)
+    plain = await running.client("plain")
+    lazy = await ClientConnection.connect(running.host, running.port)
+    async with asyncio.timeout(TIMEOUT_S):
+        welcome = await lazy.hello("lazy", lazy_members=True)
+    assert welcome.lazy_members_above == 2
+    assert (await expect(lazy, Join)).name == "lazy"
+    third = await running.client("third")  # three members: over the threshold
+    fourth = await running.client("fourth")
+    await fourth.close()
+    await third.say("three of us")
+    seen = []
+    async with asyncio.timeout(TIMEOUT_S):
+        while not isinstance(frame := await lazy.recv(), Message):
+            seen.append(frame)
+    assert frame.text == "three of us"
+    assert not [f for f in seen if isinstance(f, Join | Leave)], seen
+    await lazy.send(Who())
+    members = await expect(lazy, Members)
+    assert sorted(members.members) == ["lazy", "plain", "third"]
+    assert (await expect(plain, Join, where=lambda j: j.name == "fourth")).name == "fourth"
+    assert (await expect(plain, Leave)).name == "fourth"
+    assert (await expect(plain, Message)).text == "three of us"
+    for conn in (plain, lazy, third):
+        await conn.close()
