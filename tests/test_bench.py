@@ -84,10 +84,13 @@ def test_room_workloads_deliver_every_message_to_everyone(workload: str) -> None
 
 
 @pytest.mark.timeout(BENCH_TIMEOUT_S + 30)
-def test_idle_and_join_storm_welcome_everyone() -> None:
+@pytest.mark.parametrize("joins", ["lazy", "every"])
+def test_idle_and_join_storm_welcome_everyone(joins: str) -> None:
     """idle and join-storm: every client is welcomed, without errors or leaves, and the
-    idle run measures memory per connection."""
-    report = _bench("idle", "join-storm")
+    idle run measures memory per connection; with --every-join each client is also
+    sent every later join (settled), as a protocol v1 client."""
+    report = _bench("idle", "join-storm", *(["--every-join"] if joins == "every" else []))
+    assert report["config"]["lazy_members"] is (joins == "lazy")
     idle = _medians(report, "idle")["chatroom"]
     assert idle["connected"] == idle["settled"] == 20
     assert idle["connect_s"] > 0

@@ -1264,3 +1264,29 @@ async def test_rate_limited_joins_are_retried(start_server: StartServer) -> None
             for c in app.convs.values()
             for entry in c.pane.entries
         )
+
+
+async def test_a_big_room_shows_no_joins_and_says_the_list_is_a_snapshot(
+    start_server: StartServer,
+) -> None:
+    """chatroom-tui asks for lazy members: over the server's threshold nobody's joins or
+    leaves are shown, the member list says when it was taken, and /who refreshes it."""
+    running = await start_server(lazy_members_above=2)
+    bob = await running.client("bob")
+    carol = await running.client("carol")
+    app = ChatApp(running.host, running.port, name="alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app), "joining")
+        await until(pilot, lambda: shown(app, "joins and leaves are not shown"), "the notice")
+        title = str(app.member_list.border_title)
+        assert title.startswith("Members at ") and title.endswith(" · 3"), title
+        dave = await running.client("dave")
+        await dave.say("dave is here")
+        await until(pilot, lambda: shown(app, "dave: dave is here"), "dave's message")
+        assert not shown(app, "dave joined")
+        assert "dave" not in app.member_list.names
+        await type_line(pilot, "/who")
+        await until(pilot, lambda: "dave" in app.member_list.names, "the refreshed list")
+        assert str(app.member_list.border_title).endswith(" · 4")
+    for conn in (bob, carol, dave):
+        await conn.close()

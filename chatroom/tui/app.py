@@ -421,8 +421,13 @@ class ChatApp(App[int]):
             assert self.chat_name is not None
             try:
                 async with asyncio.timeout(JOIN_TIMEOUT_S):
+                    # Lazy members: in a big room a join or leave of each of hundreds
+                    # of people is noise here and a quadratic cost on the server.
                     return await conn.hello(
-                        self.chat_name, self.password, resume_after=resume_after
+                        self.chat_name,
+                        self.password,
+                        resume_after=resume_after,
+                        lazy_members=True,
                     )
             except TimeoutError:
                 return _Outcome(f"no welcome from {self.where} in {JOIN_TIMEOUT_S:g} s")
@@ -490,6 +495,8 @@ class ChatApp(App[int]):
             self._rekey(lobby, room_key(welcome.room))
         lobby.name = welcome.room
         lobby.members = list(welcome.members)
+        lobby.lazy_above = welcome.lazy_members_above
+        lobby.members_at = _clock_now()
         lobby.joined = True
         lobby.ready = False
         self._last_failure = ""
@@ -580,6 +587,7 @@ class ChatApp(App[int]):
                 conv = self.convs.get(room_key(frame.room))
                 if conv is not None and not conv.private:
                     conv.members = list(members)
+                    conv.members_at = _clock_now()
                     self._members_changed(conv)
                 listing = Text.assemble((f"{len(members)} in #{inert(frame.room)}: ", "bold"))
                 for index, name in enumerate(sorted(members, key=str.casefold)):
@@ -722,6 +730,8 @@ class ChatApp(App[int]):
             conv = self._add_conversation(joined.room, private=False)
         conv.name = joined.room
         conv.members = list(joined.members)
+        conv.lazy_above = joined.lazy_members_above
+        conv.members_at = _clock_now()
         conv.topic = joined.topic
         conv.joined = True
         conv.ready = False
@@ -1415,6 +1425,25 @@ class ChatApp(App[int]):
             names = [conv.name, *([me] if me else [])]
             self.member_list.show(names, me, online=online, title="Private")
             self.status.member_count = None
+        elif conv.lazy_above is not None and len(conv.members) > conv.lazy_above:
+            # The server sends no joins and leaves here: the list is a snapshot.
+            self.member_list.show(
+                conv.members,
+                me,
+                online=online and conv.joined,
+                title=f"Members at {conv.members_at}",
+            )
+            self.status.member_count = len(conv.members)
+            if not conv.lazy_told:
+                conv.lazy_told = True
+                self._notice_in(
+                    conv,
+                    Text(
+                        f"more than {conv.lazy_above} members here: joins and leaves are not "
+                        "shown, and the member list is as of the time it says; /who refreshes it",
+                        "dim",
+                    ),
+                )
         else:
             self.member_list.show(conv.members, me, online=online and conv.joined)
             self.status.member_count = len(conv.members)
@@ -1455,3 +1484,8 @@ class ChatApp(App[int]):
 def _bold(text: str) -> tuple[str, str]:
     """A ``Text.assemble`` part in bold (made inert: it may hold a name)."""
     return inert(text), "bold"
+
+
+def _clock_now() -> str:
+    """The local time as the message pane shows it: HH:MM."""
+    return time.strftime("%H:%M")

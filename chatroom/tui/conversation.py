@@ -60,6 +60,12 @@ class Conversation:
     private: bool
     pane: MessagePane
     members: list[str] = field(default_factory=list)
+    #: The server leaves out others' joins and leaves above this many members (we ask it
+    #: to: hello.lazy_members); the list is then as of ``members_at`` (HH:MM).
+    lazy_above: int | None = None
+    members_at: str = ""
+    #: The "joins and leaves are not shown here" notice was given.
+    lazy_told: bool = False
     topic: str = ""
     #: In the room, or meaning to be: rejoined after a reconnect. False after a failed
     #: rejoin (the entry stays, dimmed, with what it showed).
