@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
 from chatroom.framing import ErrorCode, ProtocolError
 from chatroom.history import HistoryStore
@@ -127,7 +127,7 @@ def _json_string(text: str) -> bytes:
     return _STRING_ENCODER.encode(text).encode("utf-8")
 
 
-def _is_presence(event: Event) -> bool:
+def _is_presence(event: Event) -> TypeGuard[Join | Leave]:
     """A join or a leave: what lazy members of big rooms are not sent of others."""
     return isinstance(event, Join | Leave)
 
@@ -752,25 +752,29 @@ class Hub:
         shared = b"".join([payload for _, payload, _ in batch])
         big = len(room_members) > self.lazy_members_above
         quiet: bytes | None = None  # the batch without joins and leaves, for lazy members
+        named: set[str] | None = None  # who the batch's joins and leaves are about
         # A copy: a send that drops a slow reader takes it out of the room.
         for member in tuple(room_members):
             since = member.rooms.get(room)
             if since is None:
                 continue
             if big and member.lazy:
-                if since < first_id:
+                if named is None:
+                    named = {event.name for event, _, _ in batch if _is_presence(event)}
+                if since < first_id and member.name not in named:
                     if quiet is None:
                         quiet = b"".join(
                             [payload for event, payload, _ in batch if not _is_presence(event)]
                         )
                     chunk = quiet
                 else:
-                    # Its own join, then everything but others' joins and leaves.
+                    # Its own join or leave is in the batch: keep those, drop others'.
                     chunk = b"".join(
                         [
                             payload
                             for event, payload, _ in batch
-                            if event.id == since or (event.id > since and not _is_presence(event))
+                            if event.id >= since
+                            and (not _is_presence(event) or event.name == member.name)
                         ]
                     )
             elif since <= first_id:

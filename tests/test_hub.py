@@ -376,6 +376,20 @@ def test_lazy_members_of_a_big_room_get_no_joins_or_leaves_of_others() -> None:
     assert everything.count("Join") == 5 and everything.count("Leave") == 1
 
 
+def test_on_shutdown_a_lazy_member_of_a_big_room_is_told_of_its_own_leave() -> None:
+    hub, _, outboxes = _hub(lazy_members_above=2)
+    for name in ("alice", "bob"):
+        _join(hub, outboxes, name)
+    lazy_box = FakeOutbox(hub)
+    hub.join("lazy", lazy_box, lazy=True)
+    hub.flush()
+    for box in (*outboxes, lazy_box):
+        box.payloads.clear()
+    hub.shutdown()
+    assert [(f.name, f.reason) for f in lazy_box.frames()] == [("lazy", "shutdown")]
+    assert [f.name for f in outboxes[0].frames()] == ["alice", "bob", "lazy"]
+
+
 def test_lazy_members_in_mixed_batches_get_their_own_join_only() -> None:
     """The several-rooms path filters the same way as the one-room path."""
     hub, _, outboxes = _hub(lazy_members_above=1)
