@@ -37,6 +37,7 @@ from chatroom.protocol import (
     Joined,
     Leave,
     LeaveReason,
+    Members,
     Message,
     Nick,
     RoomInfo,
@@ -199,6 +200,8 @@ class Hub:
         self._flush_handle: asyncio.Handle | None = None
         # The time on self._clock before which no flush is to start.
         self._next_flush_at = 0.0
+        # Rooms over lazy_members_above as of the last flush (see _update_big_rooms).
+        self._big_rooms: set[str] = set()
         self._flush_cost = 0.0  # seconds, smoothed over recent flushes
         self._replies_handle: asyncio.Handle | None = None
 
@@ -437,6 +440,7 @@ class Hub:
             member.rooms.clear()
         self._by_key.clear()
         self._rooms.clear()
+        self._big_rooms.clear()
         self._names_wire.clear()
 
     def history_page(
@@ -731,6 +735,25 @@ class Hub:
                 self._fan_out_in_order(batch, outgoing)
         for member, chunks in outgoing.items():
             member.outbox.send(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        if batch:
+            self._update_big_rooms({event.room for event, _, _ in batch if event.room})
+
+    def _update_big_rooms(self, rooms: set[str]) -> None:
+        """A room is big for lazy members from the flush after it passed the threshold:
+        the joins that took it past are still sent, so their list says it is big. When
+        it is small again they are sent its members, since they missed who came and went.
+        """
+        for room in rooms:
+            room_members = self._rooms.get(room, {})
+            if len(room_members) > self.lazy_members_above:
+                self._big_rooms.add(room)
+            elif room in self._big_rooms:
+                self._big_rooms.discard(room)
+                lazy = [member for member in room_members if member.lazy]
+                if lazy:
+                    names = encode(Members(room=room, members=tuple(self.members(room))))
+                    for member in lazy:
+                        member.outbox.send(names)
 
     def _send_one_room(
         self,
@@ -750,7 +773,7 @@ class Hub:
             return
         first_id = batch[0][0].id
         shared = b"".join([payload for _, payload, _ in batch])
-        big = len(room_members) > self.lazy_members_above
+        big = room in self._big_rooms
         quiet: bytes | None = None  # the batch without joins and leaves, for lazy members
         named: set[str] | None = None  # who the batch's joins and leaves are about
         # A copy: a send that drops a slow reader takes it out of the room.
@@ -799,7 +822,7 @@ class Hub:
             room_members = self._rooms.get(event.room, {}) if event.room else {}
             lazy_skip = (
                 event.name
-                if isinstance(event, Join | Leave) and len(room_members) > self.lazy_members_above
+                if isinstance(event, Join | Leave) and event.room in self._big_rooms
                 else None
             )
             for member in room_members:

@@ -19,6 +19,7 @@ from chatroom.protocol import (
     Join,
     Leave,
     LeaveReason,
+    Members,
     Message,
     Welcome,
     encode,
@@ -359,7 +360,9 @@ def test_lazy_members_of_a_big_room_get_no_joins_or_leaves_of_others() -> None:
     _join(hub, outboxes, "second")
     hub.flush()
     assert [f.name for f in lazy_box.frames() if isinstance(f, Join)] == ["lazy", "second"]
-    third, _ = _join(hub, outboxes, "third")  # four members: big from now on
+    # Four members: the join that takes the room past the threshold is still sent, so
+    # the lazy member's list says the room is big; it is big from this flush on.
+    third, _ = _join(hub, outboxes, "third")
     hub.say(first, "in a big room")
     hub.flush()
     hub.leave(third, LeaveReason.QUIT)
@@ -368,12 +371,31 @@ def test_lazy_members_of_a_big_room_get_no_joins_or_leaves_of_others() -> None:
     hub.say(first, "still here")
     hub.flush()
     assert [type(f).__name__ for f in lazy_box.frames()] == [
-        "Welcome", "Join", "Join", "Message", "Message"
+        "Welcome", "Join", "Join", "Join", "Message", "Message"
     ]  # fmt: skip
     assert [type(f).__name__ for f in late_lazy_box.frames()] == ["Welcome", "Join", "Message"]
     assert late_lazy_box.frames()[1].name == "late"
     everything = [type(f).__name__ for f in first_box.frames()]
     assert everything.count("Join") == 5 and everything.count("Leave") == 1
+
+
+def test_lazy_members_are_sent_the_list_when_a_big_room_is_small_again() -> None:
+    hub, _, outboxes = _hub(lazy_members_above=2)
+    members = [_join(hub, outboxes, name)[0] for name in ("a", "b", "c")]
+    lazy_box = FakeOutbox(hub)
+    hub.join("lazy", lazy_box, lazy=True)
+    hub.flush()
+    hub.leave(members[0], LeaveReason.QUIT)
+    hub.flush()  # three left: still big, the leave is not sent
+    assert not any(isinstance(f, Leave | Members) for f in lazy_box.frames())
+    hub.leave(members[1], LeaveReason.QUIT)
+    hub.flush()  # two: small again, so the list comes instead of the leaves
+    listing = lazy_box.frames()[-1]
+    assert isinstance(listing, Members) and sorted(listing.members) == ["c", "lazy"]
+    assert not any(isinstance(f, Leave) for f in lazy_box.frames())
+    hub.leave(members[2], LeaveReason.QUIT)
+    hub.flush()  # small: leaves are sent again
+    assert isinstance(lazy_box.frames()[-1], Leave)
 
 
 def test_on_shutdown_a_lazy_member_of_a_big_room_is_told_of_its_own_leave() -> None:
@@ -396,6 +418,7 @@ def test_lazy_members_in_mixed_batches_get_their_own_join_only() -> None:
     talker, _ = _join(hub, outboxes, "talker")
     lazy_box = FakeOutbox(hub)
     lazy = hub.join("lazy", lazy_box, lazy=True)
+    hub.flush()  # two members: big from the next flush
     hub.join_room(talker, "other")  # a second room in the same batch: the mixed path
     hub.say(talker, "hello")
     hub.join("newcomer", FakeOutbox(hub))

@@ -1288,5 +1288,9 @@ async def test_a_big_room_shows_no_joins_and_says_the_list_is_a_snapshot(
         await type_line(pilot, "/who")
         await until(pilot, lambda: "dave" in app.member_list.names, "the refreshed list")
         assert str(app.member_list.border_title).endswith(" · 4")
-    for conn in (bob, carol, dave):
-        await conn.close()
+        for conn in (bob, carol, dave):
+            await conn.close()
+        # Small again: the server sends the list unasked, and it is shown as it is.
+        await until(pilot, lambda: app.member_list.names == ("alice",), "the list, unasked")
+        assert str(app.member_list.border_title) == "Members · 1"
+        assert not shown(app, "1 in #lobby")

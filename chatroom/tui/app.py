@@ -589,6 +589,9 @@ class ChatApp(App[int]):
                     conv.members = list(members)
                     conv.members_at = _clock_now()
                     self._members_changed(conv)
+                if answered is None:
+                    # Unasked: a big room became small, and these are its members now.
+                    return
                 listing = Text.assemble((f"{len(members)} in #{inert(frame.room)}: ", "bold"))
                 for index, name in enumerate(sorted(members, key=str.casefold)):
                     if index:
