@@ -1434,7 +1434,7 @@ class ChatApp(App[int]):
                 conv.members,
                 me,
                 online=online and conv.joined,
-                title=f"Members at {conv.members_at}",
+                note=f"as of {conv.members_at}, /who",
             )
             self.status.member_count = len(conv.members)
             if not conv.lazy_told:

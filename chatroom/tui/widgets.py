@@ -350,13 +350,20 @@ class MemberList(VerticalScroll):
         yield self._names
 
     def show(
-        self, names: Iterable[str], me: str | None, *, online: bool = True, title: str = "Members"
+        self,
+        names: Iterable[str],
+        me: str | None,
+        *,
+        online: bool = True,
+        title: str = "Members",
+        note: str = "",
     ) -> None:
-        """Show ``names`` sorted; dimmed and titled as stale when not ``online``."""
+        """Show ``names`` sorted, under ``note`` (dim) if any; dimmed and titled as stale
+        when not ``online``."""
         self.names = tuple(sorted(set(names), key=str.casefold))
-        lines = Text()
+        lines = Text(note, style="dim italic")
         for index, name in enumerate(self.names):
-            if index:
+            if index or note:
                 lines.append("\n")
             lines.append(inert(name), style=f"bold {name_colour(name)}" if online else "dim")
             if me is not None and name.casefold() == me.casefold():
