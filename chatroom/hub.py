@@ -821,9 +821,7 @@ class Hub:
         for event, payload, also in batch:
             room_members = self._rooms.get(event.room, {}) if event.room else {}
             lazy_skip = (
-                event.name
-                if isinstance(event, Join | Leave) and event.room in self._big_rooms
-                else None
+                event.name if _is_presence(event) and event.room in self._big_rooms else None
             )
             for member in room_members:
                 if member.rooms[event.room] <= event.id:
