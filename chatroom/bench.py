@@ -707,7 +707,6 @@ class _Load:
         """Wait up to ``timeout_s`` for input, then take everything that is ready."""
         events = self.epoll.poll(timeout_s)
         by_fd = self.by_fd
-        clock = time.monotonic_ns
         for fd, _ in events:
             client = by_fd.get(fd)
             if client is None:
@@ -717,18 +716,23 @@ class _Load:
             if client.connecting:
                 self._connected(client)
                 continue
-            try:
-                data = client.sock.recv(RECV_BYTES)  # type: ignore[union-attr]
-            except BlockingIOError:
-                continue
-            except OSError:
-                data = b""
-            if data:
-                # One clock read per socket, not per poll: with hundreds of sockets ready,
-                # the last is read milliseconds after the first, and its latency says so.
-                self._feed(client, data, clock())
-            else:
-                self._lost(client)
+            self._receive(client)
+
+    def _receive(self, client: _Client) -> int:
+        """Read one chunk and account for it; return its size (0: nothing, or gone)."""
+        try:
+            data = client.sock.recv(RECV_BYTES)  # type: ignore[union-attr]
+        except BlockingIOError:
+            return 0
+        except OSError:
+            data = b""
+        if data:
+            # One clock read per socket, not per poll: with hundreds of sockets ready,
+            # the last is read milliseconds after the first, and its latency says so.
+            self._feed(client, data, time.monotonic_ns())
+        else:
+            self._lost(client)
+        return len(data)
 
     # ---------------------------------------------------------------- input
 
@@ -990,21 +994,9 @@ class _Load:
 
     def _sweep(self, clients: list[_Client]) -> None:
         """Read whatever is queued on each of ``clients``, without waiting."""
-        clock = time.monotonic_ns
         for client in clients:
-            while not client.closed:
-                try:
-                    data = client.sock.recv(RECV_BYTES)  # type: ignore[union-attr]
-                except BlockingIOError:
-                    break
-                except OSError:
-                    data = b""
-                if not data:
-                    self._lost(client)
-                    break
-                self._feed(client, data, clock())
-                if len(data) < RECV_BYTES:
-                    break
+            while not client.closed and self._receive(client) == RECV_BYTES:
+                pass
 
     def drain(self, expected: int, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

@@ -133,6 +133,21 @@ def _is_presence(event: Event) -> TypeGuard[Join | Leave]:
     return isinstance(event, Join | Leave)
 
 
+def _take_replies(members: Iterable[Member]) -> dict[Member, list[bytes]]:
+    """The queued replies of ``members``, taken from them."""
+    taken: dict[Member, list[bytes]] = {}
+    for member in members:
+        if member.replies:
+            taken[member], member.replies = member.replies, []
+    return taken
+
+
+def _send_all(outgoing: dict[Member, list[bytes]]) -> None:
+    """One write per member of everything queued for it."""
+    for member, chunks in outgoing.items():
+        member.outbox.send(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -694,10 +709,7 @@ class Hub:
         self._replies_handle = None
         waiting = self._pending_replies
         self._pending_replies = []
-        for member in waiting:
-            if member.replies:
-                chunks, member.replies = member.replies, []
-                member.outbox.send(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        _send_all(_take_replies(waiting))
 
     def _flush_from_loop(self) -> None:
         self._flush_handle = None
@@ -720,23 +732,20 @@ class Hub:
                     # A sink reports its own failures loudly; the chat goes on regardless.
                     log.exception("event sink %r failed", sink)
 
-        outgoing: dict[Member, list[bytes]] = {}
-        for member in waiting_replies:
-            if member.replies:
-                outgoing[member] = member.replies
-                member.replies = []
+        outgoing = _take_replies(waiting_replies)
         if batch:
             first_room = batch[0][0].room
             if first_room and all(
                 event.room == first_room and not also for event, _, also in batch
             ):
                 self._send_one_room(first_room, batch, outgoing)
+                rooms = {first_room}
             else:
                 self._fan_out_in_order(batch, outgoing)
-        for member, chunks in outgoing.items():
-            member.outbox.send(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+                rooms = {event.room for event, _, _ in batch if event.room}
+        _send_all(outgoing)
         if batch:
-            self._update_big_rooms({event.room for event, _, _ in batch if event.room})
+            self._update_big_rooms(rooms)
 
     def _update_big_rooms(self, rooms: set[str]) -> None:
         """A room is big for lazy members from the flush after it passed the threshold:
@@ -775,36 +784,33 @@ class Hub:
         shared = b"".join([payload for _, payload, _ in batch])
         big = room in self._big_rooms
         quiet: bytes | None = None  # the batch without joins and leaves, for lazy members
-        named: set[str] | None = None  # who the batch's joins and leaves are about
+        # Who the batch's joins and leaves are about: a lazy member keeps its own.
+        named = {event.name for event, _, _ in batch if _is_presence(event)} if big else set()
         # A copy: a send that drops a slow reader takes it out of the room.
         for member in tuple(room_members):
             since = member.rooms.get(room)
             if since is None:
                 continue
-            if big and member.lazy:
-                if named is None:
-                    named = {event.name for event, _, _ in batch if _is_presence(event)}
-                if since < first_id and member.name not in named:
-                    if quiet is None:
-                        quiet = b"".join(
-                            [payload for event, payload, _ in batch if not _is_presence(event)]
-                        )
-                    chunk = quiet
-                else:
-                    # Its own join or leave is in the batch: keep those, drop others'.
-                    chunk = b"".join(
-                        [
-                            payload
-                            for event, payload, _ in batch
-                            if event.id >= since
-                            and (not _is_presence(event) or event.name == member.name)
-                        ]
-                    )
-            elif since <= first_id:
+            lazy = big and member.lazy
+            if not lazy and since <= first_id:
                 chunk = shared
+            elif lazy and since < first_id and member.name not in named:
+                if quiet is None:
+                    quiet = b"".join(
+                        [payload for event, payload, _ in batch if not _is_presence(event)]
+                    )
+                chunk = quiet
             else:
-                # Joined during this batch: its stream starts at its own join event.
-                chunk = b"".join([payload for event, payload, _ in batch if event.id >= since])
+                # Joined during this batch (its stream starts at its own join event), or
+                # lazy with its own join or leave in it (kept; others' are not).
+                chunk = b"".join(
+                    [
+                        payload
+                        for event, payload, _ in batch
+                        if event.id >= since
+                        and not (lazy and _is_presence(event) and event.name != member.name)
+                    ]
+                )
             replies = outgoing.pop(member, None) if outgoing else None
             if replies is not None:
                 replies.append(chunk)

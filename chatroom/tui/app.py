@@ -1428,16 +1428,17 @@ class ChatApp(App[int]):
             names = [conv.name, *([me] if me else [])]
             self.member_list.show(names, me, online=online, title="Private")
             self.status.member_count = None
-        elif conv.lazy_above is not None and len(conv.members) > conv.lazy_above:
-            # The server sends no joins and leaves here: the list is a snapshot.
+        else:
+            # Over the threshold the server sends no joins and leaves: a snapshot.
+            snapshot = conv.lazy_above is not None and len(conv.members) > conv.lazy_above
             self.member_list.show(
                 conv.members,
                 me,
                 online=online and conv.joined,
-                note=f"as of {conv.members_at}, /who",
+                note=f"as of {conv.members_at}, /who" if snapshot else "",
             )
             self.status.member_count = len(conv.members)
-            if not conv.lazy_told:
+            if snapshot and not conv.lazy_told:
                 conv.lazy_told = True
                 self._notice_in(
                     conv,
@@ -1447,9 +1448,6 @@ class ChatApp(App[int]):
                         "dim",
                     ),
                 )
-        else:
-            self.member_list.show(conv.members, me, online=online and conv.joined)
-            self.status.member_count = len(conv.members)
         self.status.redraw()
 
     def _show_current(self) -> None:
