@@ -333,6 +333,56 @@ async def test_peer_that_never_reads_cannot_hold_a_closed_socket(
     await fast.stop()
 
 
+async def test_output_the_kernel_only_partly_takes_arrives_whole_and_in_order(
+    start_server: StartServer,
+) -> None:
+    """The fan-out writes the socket itself while nothing is queued, and hands what the
+    kernel does not take to the transport. A peer that stops reading until output is
+    queued, then reads, gets every event once, in id order, nothing torn."""
+    running = await start_server(flood_rate=0, max_sendq_bytes=64 << 20, soft_sendq_bytes=64 << 20)
+    async with collecting(running, "alice") as alice:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (running.host, running.port))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        writer.write(_hello("pauser"))
+        await writer.drain()
+        await wait_for(
+            lambda: any(isinstance(f, Join) and f.name == "pauser" for f in alice.frames)
+        )
+        conn = next(
+            c for c in running.server._tasks.values() if c.member and c.member.name == "pauser"
+        )
+        # White-box: output is queued in the transport, so some sends were split.
+        sent = await _push_until(
+            alice, lambda: conn.writer.transport.get_write_buffer_size() > 0, "p" * 3900
+        )
+        decoder = FrameDecoder()
+        texts: list[str] = []
+        ids: list[int] = []
+
+        async def read_until(count: int) -> None:
+            while len(texts) < count:
+                decoder.receive_data(await reader.read(65536))
+                while (frame := decoder.next_frame()) is not None:
+                    if frame["type"] == "message":
+                        texts.append(frame["text"])
+                        ids.append(frame["id"])
+
+        # Reading now frees the kernel's buffer while the transport still holds output:
+        # what is sent meanwhile must go behind what is queued, not past it.
+        catching_up = asyncio.create_task(read_until(sent + 200))
+        sent = await _push_until(alice, lambda: len(alice.messages()) >= sent + 200, "q" * 3900)
+        async with asyncio.timeout(TIMEOUT_S):
+            await catching_up
+            await read_until(sent)
+        assert ids == sorted(set(ids))
+        assert texts == [m.text for m in alice.messages()]
+        assert conn.writer.transport.get_write_buffer_size() == 0
+        writer.close()
+
+
 async def test_long_history_does_not_make_the_room_unjoinable(start_server: StartServer) -> None:
     """A welcome whose history alone is bigger than the hard SendQ bound is a burst to a
     peer that has read nothing yet, not a backlog: the newcomer joins and chats."""
