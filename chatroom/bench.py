@@ -43,6 +43,7 @@ import random
 import re
 import resource
 import select
+import shutil
 import signal
 import socket
 import statistics
@@ -56,6 +57,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from chatroom.hub import FLUSH_PACING
 
 __all__ = ["BenchError", "Options", "main", "run"]
 
@@ -183,6 +186,9 @@ class Options:
     lazy_members: bool = True
     seed: int = DEFAULT_SEED
     baseline: bool = False
+    # Also benchmarks/floor_server.c: the hub's batching and pacing in C, with no limits,
+    # history or checks: how much of a figure is this machine's kernel.
+    floor: bool = False
     addr: tuple[str, int] | None = None
     server_pid: int | None = None
     server_loop: str = "auto"
@@ -340,6 +346,28 @@ def _naive_script_default() -> Path:
     return Path(__file__).resolve().parent.parent / "benchmarks" / "naive_server.py"
 
 
+def _floor_binary(workdir: Path) -> Path:
+    """benchmarks/floor_server.c, compiled into ``workdir`` once."""
+    binary = workdir / "floor_server"
+    if binary.exists():
+        return binary
+    source = Path(__file__).resolve().parent.parent / "benchmarks" / "floor_server.c"
+    compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if not source.exists():
+        raise BenchError(f"--floor: the floor server's source is missing: {source}")
+    if compiler is None:
+        raise BenchError("--floor needs a C compiler (cc, gcc or clang)")
+    done = subprocess.run(
+        [compiler, "-O2", "-o", str(binary), str(source)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"--floor: {source.name} did not compile:\n{done.stderr[-2000:]}")
+    return binary
+
+
 @dataclass
 class _Server:
     """A server under test: where it listens and, when known, its process id."""
@@ -408,6 +436,16 @@ def _start_server(
         loop = options.server_loop
         if loop == "auto":
             loop = "asyncio"  # the server's default
+    elif label == "floor":
+        # The hub's pacing, and epoll's whole-millisecond timeouts as asyncio's loop has.
+        command = [
+            str(_floor_binary(workdir)),
+            "127.0.0.1",
+            str(port),
+            str(transcript),
+            repr(FLUSH_PACING),
+        ]
+        loop = "C, epoll"
     else:
         script = options.naive_script or _naive_script_default()
         if not script.exists():
@@ -1754,7 +1792,11 @@ def run(options: Options) -> dict[str, Any]:
     _raise_nofile()
     server_core, load_core = _plan_cores(options.pin)
     _pin(load_core)  # the bench itself is load, not server
-    servers = ["chatroom", "naive"] if options.baseline else ["chatroom"]
+    servers = ["chatroom"]
+    if options.baseline:
+        servers.append("naive")
+    if options.floor:
+        servers.append("floor")
     entries: list[_Entry] = []
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
@@ -1885,6 +1927,7 @@ def run(options: Options) -> dict[str, Any]:
             "server_loop": options.server_loop,
             "addr": f"{options.addr[0]}:{options.addr[1]}" if options.addr else None,
             "baseline": options.baseline,
+            "floor": options.floor,
         },
         "results": [entry.to_json() for entry in entries],
         "targets": _targets(entries, lazy_members=options.lazy_members),
@@ -2033,8 +2076,10 @@ def print_report(report: dict[str, Any]) -> None:
         table.add_column("metric")
         for server in servers:
             table.add_column(f"{server} ({loops.get(server, '')})", justify="right")
-        if len(servers) == 2:
-            table.add_column(f"{servers[0]} ÷ {servers[1]}", justify="right")
+        # Ratios are against the naive baseline when it ran, else against the other one.
+        versus = "naive" if "naive" in servers[1:] else (servers[1] if len(servers) > 1 else None)
+        if versus is not None:
+            table.add_column(f"{servers[0]} ÷ {versus}", justify="right")
         sizes: list[dict[str, Any]] = []
         for entry in entries:
             if entry["size"] not in sizes:
@@ -2045,8 +2090,10 @@ def print_report(report: dict[str, Any]) -> None:
             }
             for number, (key, heading, spec) in enumerate(_COLUMNS[workload]):
                 cells = [_format(by_server.get(server, {}).get(key), spec) for server in servers]
-                if len(servers) == 2:
-                    first, second = (by_server.get(server, {}).get(key) for server in servers)
+                if versus is not None:
+                    first, second = (
+                        by_server.get(server, {}).get(key) for server in (servers[0], versus)
+                    )
                     ratio = "—"
                     if (
                         isinstance(first, int | float)
@@ -2245,6 +2292,12 @@ def _parser() -> argparse.ArgumentParser:
         "--baseline", action="store_true", help="also run benchmarks/naive_server.py, side by side"
     )
     parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also run benchmarks/floor_server.c (compiled with cc): the same batching "
+        "and pacing in C with no history, limits or checks, the least this machine allows",
+    )
+    parser.add_argument(
         "--naive-script",
         type=Path,
         default=None,
@@ -2348,6 +2401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lazy_members=not args.every_join,
         seed=args.seed,
         baseline=args.baseline,
+        floor=args.floor,
         addr=args.addr,
         server_pid=args.server_pid,
         server_loop=args.server_loop,

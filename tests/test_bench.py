@@ -7,6 +7,7 @@ lost), never how fast anything is: timings on a shared CI machine mean nothing.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from typing import Any
@@ -100,6 +101,28 @@ def test_idle_and_join_storm_welcome_everyone(joins: str) -> None:
     assert storm["welcomed"] == 20
     assert storm["welcome_s"] > 0
     assert storm["errors"] == storm["leaves"] == storm["connect_failures"] == 0
+
+
+@pytest.mark.timeout(BENCH_TIMEOUT_S + 30)
+@pytest.mark.skipif(
+    not any(shutil.which(cc) for cc in ("cc", "gcc", "clang")), reason="needs a C compiler"
+)
+def test_floor_server_runs_side_by_side() -> None:
+    """--floor compiles benchmarks/floor_server.c and measures it like the others: it
+    delivers every message and welcomes every idle client."""
+    report = _bench("fanout", "latency", "idle", "--floor")
+    assert report["config"]["floor"] is True
+    for workload in ("fanout", "latency"):
+        medians = _medians(report, workload)
+        assert set(medians) == {"chatroom", "floor"}
+        floor = medians["floor"]
+        assert floor["sent"] > 0
+        assert floor["lost"] == floor["extra"] == floor["errors"] == 0
+        assert floor["server_loop"] == "C, epoll"
+        assert floor["server_cpu_s"] is not None
+    idle = _medians(report, "idle")["floor"]
+    assert idle["connected"] == idle["settled"] == 20
+    assert idle["errors"] == idle["leaves"] == 0
 
 
 def test_percentiles_use_the_nearest_rank() -> None:
