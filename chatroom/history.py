@@ -10,6 +10,7 @@ lacks, and one commit is shared by every event of the iteration.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -51,6 +52,9 @@ CHECKPOINT_EVERY_EVENTS = 2000
 CHECKPOINT_EVERY_S = 5.0
 CHECKPOINT_CLOSE_S = 10.0
 DB_NAME = "history.sqlite3"
+# Rows per INSERT statement: 7 values each, far below SQLite's 32,766 variables, and
+# few enough distinct statements (one per count) for the connection's statement cache.
+INSERT_ROWS_MAX = 64
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -106,6 +110,13 @@ def parse_retention(text: str) -> Retention:
     return Retention(max_events=max_events, max_age=max_age)
 
 
+@functools.cache
+def _insert_sql(rows: int) -> str:
+    """The INSERT for ``rows`` events; each count is prepared once and then cached."""
+    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * rows)
+    return f"INSERT OR REPLACE INTO events (id, room, kind, ts, frame, dm_a, dm_b) VALUES {values}"
+
+
 def _row(
     event: Event, wire: bytes | None = None
 ) -> tuple[int, str, str, str, str, str | None, str | None]:
@@ -135,7 +146,13 @@ class HistoryStore:
         self.retention = retention or Retention()
         path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: transactions are explicit, one per batch.
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(
+            path,
+            isolation_level=None,
+            check_same_thread=False,
+            # Room for an INSERT per batch size (up to INSERT_ROWS_MAX) and the queries.
+            cached_statements=INSERT_ROWS_MAX + 64,
+        )
         mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         self._db.execute("PRAGMA synchronous=NORMAL")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -184,11 +201,12 @@ class HistoryStore:
             rows = [_row(event, frame) for event, frame in zip(events, wire, strict=True)]
         try:
             self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT OR REPLACE INTO events (id, room, kind, ts, frame, dm_a, dm_b) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            # One statement per INSERT_ROWS_MAX rows, not one per row: executemany steps
+            # the statement (and lets go of the GIL) once per row, and a batch of 11
+            # took 59 us that way against 42 us in one statement.
+            for start in range(0, len(rows), INSERT_ROWS_MAX):
+                chunk = rows[start : start + INSERT_ROWS_MAX]
+                self._db.execute(_insert_sql(len(chunk)), [v for row in chunk for v in row])
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             if self._db.in_transaction:
