@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from conftest import TIMEOUT_S, expect
 
+import chatroom.history as history_module
 from chatroom.client import ClientConnection
 from chatroom.history import (
     CHECKPOINT_EVERY_EVENTS,
@@ -286,6 +287,60 @@ def test_checkpoints_keep_the_wal_small_without_the_writer_running_them(tmp_path
     # Without checkpoints the WAL would hold all 16,000 events (over 4 MB) by now.
     assert sizes[-1] <= 2 * sizes[0]
     assert store.last_id() == next_id - 1
+    assert len(list(store.export())) == next_id - 1
+    store.close()
+
+
+def _append_rounds(store: HistoryStore, rounds: int, first_id: int) -> int:
+    """Append ``rounds`` x CHECKPOINT_EVERY_EVENTS long messages; return the next id."""
+    next_id = first_id
+    for _ in range(rounds * history_module.CHECKPOINT_EVERY_EVENTS // 50):
+        store.append(
+            [
+                Message(id=next_id + n, ts="2026-11-26T12:00:00.000Z", room="lobby", sender="a",
+                        text="x" * 200)
+                for n in range(50)
+            ]
+        )  # fmt: skip
+        next_id += 50
+    return next_id
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+def test_checkpoints_run_at_idle_priority(tmp_path: Path) -> None:
+    """The checkpoint thread yields the core to the loop: it runs under SCHED_IDLE."""
+    store = HistoryStore.in_dir(tmp_path)
+    checkpointer = store._checkpointer
+    assert checkpointer is not None
+    checkpointer.done.clear()
+    _append_rounds(store, 1, 1)
+    assert checkpointer.done.wait(TIMEOUT_S)
+    native_id = checkpointer._thread.native_id
+    assert native_id is not None
+    assert os.sched_getscheduler(native_id) == os.SCHED_IDLE
+    store.close()
+
+
+def test_a_starved_checkpoint_thread_leaves_the_wal_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the core is never free for the idle-priority thread, requests go unserved;
+    after CHECKPOINT_CATCH_UP_REQUESTS of them the writer checkpoints once itself, so
+    the WAL is reused instead of growing for as long as the load lasts."""
+    monkeypatch.setattr(history_module, "CHECKPOINT_CATCH_UP_REQUESTS", 2)
+    # A thread that never gets to run: it serves no request.
+    monkeypatch.setattr(history_module._Checkpointer, "_run", lambda self: None)
+    store = HistoryStore.in_dir(tmp_path)
+    checkpointer = store._checkpointer
+    assert checkpointer is not None
+    checkpointer.done.clear()
+    wal = tmp_path / (DB_NAME + "-wal")
+    next_id = _append_rounds(store, 2, 1)
+    two_rounds = wal.stat().st_size
+    next_id = _append_rounds(store, 8, next_id)
+    assert not checkpointer.done.is_set()  # the writer did it, not the thread
+    # Without those checkpoints the WAL would hold all ten rounds by now.
+    assert wal.stat().st_size <= 2 * two_rounds
     assert len(list(store.export())) == next_id - 1
     store.close()
 
