@@ -342,8 +342,21 @@ def _server_accepts(option: str) -> bool:
     return option in _server_help()
 
 
-def _naive_script_default() -> Path:
-    return Path(__file__).resolve().parent.parent / "benchmarks" / "naive_server.py"
+def _benchmark_file(name: str) -> Path:
+    """``benchmarks/NAME`` of the repository: beside the package in a checkout (or an
+    editable install), else under the current directory. A plain ``pip install .``
+    does not carry the benchmarks, so from there the bench must run in a checkout.
+    """
+    here = Path(__file__).resolve().parent.parent / "benchmarks" / name
+    if here.exists():
+        return here
+    cwd = Path.cwd() / "benchmarks" / name
+    if cwd.exists():
+        return cwd
+    raise BenchError(
+        f"benchmarks/{name} is not in the installed package: run chatroom-bench in a "
+        "checkout of the repository (or pip install -e it)"
+    )
 
 
 def _floor_binary(workdir: Path) -> Path:
@@ -351,14 +364,9 @@ def _floor_binary(workdir: Path) -> Path:
     binary = workdir / "floor_server"
     if binary.exists():
         return binary
-    source = Path(__file__).resolve().parent.parent / "benchmarks" / "floor_server.c"
-    compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if not source.exists():
-        raise BenchError(f"--floor: the floor server's source is missing: {source}")
-    if compiler is None:
-        raise BenchError("--floor needs a C compiler (cc, gcc or clang)")
+    source = _benchmark_file("floor_server.c")
     done = subprocess.run(
-        [compiler, "-O2", "-o", str(binary), str(source)],
+        [_c_compiler(), "-O2", "-o", str(binary), str(source)],
         capture_output=True,
         text=True,
         check=False,
@@ -366,6 +374,24 @@ def _floor_binary(workdir: Path) -> Path:
     if done.returncode != 0:
         raise BenchError(f"--floor: {source.name} did not compile:\n{done.stderr[-2000:]}")
     return binary
+
+
+def _check_companions(options: Options) -> None:
+    """Find the baseline and floor servers before any run, not after the first one."""
+    if options.baseline:
+        script = options.naive_script or _benchmark_file("naive_server.py")
+        if not script.exists():
+            raise BenchError(f"the baseline server is missing: {script}")
+    if options.floor:
+        _benchmark_file("floor_server.c")
+        _c_compiler()
+
+
+def _c_compiler() -> str:
+    compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None:
+        raise BenchError("--floor needs a C compiler (cc, gcc or clang)")
+    return compiler
 
 
 @dataclass
@@ -447,9 +473,7 @@ def _start_server(
         ]
         loop = "C, epoll"
     else:
-        script = options.naive_script or _naive_script_default()
-        if not script.exists():
-            raise BenchError(f"the baseline server is missing: {script}")
+        script = options.naive_script or _benchmark_file("naive_server.py")
         command = [sys.executable, str(script), "--bind", bind, "--transcript", str(transcript)]
         loop = "threads"
     with log_path.open("wb") as log:
@@ -1789,6 +1813,7 @@ def _with_server(
 
 def run(options: Options) -> dict[str, Any]:
     """Run the selected workloads and return everything measured, ready for JSON."""
+    _check_companions(options)
     _raise_nofile()
     server_core, load_core = _plan_cores(options.pin)
     _pin(load_core)  # the bench itself is load, not server

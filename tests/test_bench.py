@@ -10,11 +10,13 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from chatroom.bench import _percentiles, _spread
+import chatroom.bench as bench_module
+from chatroom.bench import BenchError, Options, _benchmark_file, _percentiles, _spread
 
 # Small enough to finish in seconds, big enough that fan-out, batching and the
 # sender window all take part.
@@ -123,6 +125,23 @@ def test_floor_server_runs_side_by_side() -> None:
     idle = _medians(report, "idle")["floor"]
     assert idle["connected"] == idle["settled"] == 20
     assert idle["errors"] == idle["leaves"] == 0
+
+
+def test_companion_servers_are_found_from_a_checkout_or_named_up_front(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain `pip install .` carries no benchmarks/: the bench then finds them under
+    the current directory (a checkout), and otherwise says so before running anything."""
+    checkout = Path(__file__).resolve().parent.parent
+    installed = tmp_path / "site-packages" / "chatroom" / "bench.py"
+    monkeypatch.setattr(bench_module, "__file__", str(installed))
+    monkeypatch.chdir(checkout)
+    assert _benchmark_file("naive_server.py") == checkout / "benchmarks" / "naive_server.py"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(BenchError, match="checkout"):
+        _benchmark_file("floor_server.c")
+    with pytest.raises(BenchError, match=r"naive_server\.py"):
+        bench_module.run(Options(workloads=("join-storm",), baseline=True, storm_clients=1))
 
 
 def test_percentiles_use_the_nearest_rank() -> None:
