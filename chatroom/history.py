@@ -56,10 +56,16 @@ CHECKPOINT_CLOSE_S = 10.0
 # has already made durable, so it can wait for a moment the loop leaves the core free.
 # At normal priority each one took the loop's core for 4-7 ms, and the flushes it
 # overlapped ran long (flush p99 at 10,587 msg/s: 1.17-1.66 ms, at idle priority
-# 0.97-1.33 ms). A core that is never free would starve it and the WAL would grow, so
-# once this many requests went unserved, the writer checkpoints once itself: a stall of
-# milliseconds (with an fsync) on a saturated server, for a WAL that stays bounded.
-CHECKPOINT_CATCH_UP_REQUESTS = 10
+# 0.97-1.33 ms).
+# The WAL is reused from its start only once a checkpoint has copied all of it, and a
+# checkpoint on another connection never does while commits keep coming: at 8,000
+# messages/s the WAL grew by 15 MB/s for as long as the load lasted (40 MB/s at 40,000).
+# So past this many pages (32 MiB) SQLite's own checkpoint runs inside the writer's
+# commit, where nothing else writes and it always reaches the end. The thread has
+# already copied most of the WAL by then, so the stall is the rest and an fsync: at
+# 8,237 messages/s the latency maximum was 8-14 ms, once every few seconds (72 ms with
+# the thread starved by a saturated core). A bounded WAL is worth it.
+WAL_AUTOCHECKPOINT_PAGES = 8192
 DB_NAME = "history.sqlite3"
 # Rows per INSERT statement: 7 values each, far below SQLite's 32,766 variables, and
 # few enough distinct statements (one per count) for the connection's statement cache.
@@ -182,7 +188,7 @@ class HistoryStore:
         self._since_checkpoint = 0
         self._checkpointer: _Checkpointer | None = None
         if mode == "wal":  # not for ":memory:", which has no WAL
-            self._db.execute("PRAGMA wal_autocheckpoint=0")
+            self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
             self._checkpointer = _Checkpointer(path)
 
     @classmethod
@@ -233,9 +239,7 @@ class HistoryStore:
         self._since_checkpoint += len(rows)
         if self._checkpointer is not None and self._since_checkpoint >= CHECKPOINT_EVERY_EVENTS:
             self._since_checkpoint = 0
-            if not self._checkpointer.request():
-                _checkpoint(self._db)
-                self._checkpointer.unserved = 0
+            self._checkpointer.request()
         if not self.retention.unlimited and (
             self._since_prune >= PRUNE_EVERY_EVENTS
             or time.monotonic() - self._pruned_at >= PRUNE_EVERY_S
@@ -373,15 +377,6 @@ class HistoryStore:
         return events
 
 
-def _checkpoint(db: sqlite3.Connection) -> bool:
-    try:
-        db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-    except sqlite3.Error as exc:
-        log.warning("history checkpoint failed: %s", exc)
-        return False
-    return True
-
-
 class _Checkpointer:
     """Runs WAL checkpoints on a thread of its own: when asked, and every few seconds."""
 
@@ -390,8 +385,6 @@ class _Checkpointer:
         self._stopping = False
         # Set after each checkpoint (for tests, and anyone who must know the WAL is small).
         self.done = threading.Event()
-        # Requests since this thread last started a checkpoint.
-        self.unserved = 0
         # Opened here, and used once, so that every file it holds (the database, its WAL
         # and shared memory) is open before the server says it is ready, not later.
         self._db: sqlite3.Connection | None = sqlite3.connect(
@@ -401,12 +394,8 @@ class _Checkpointer:
         self._thread = threading.Thread(target=self._run, name="history-checkpoint", daemon=True)
         self._thread.start()
 
-    def request(self) -> bool:
-        """Ask for a checkpoint; False when this thread has fallen too far behind (the
-        caller then runs one itself)."""
-        self.unserved += 1
+    def request(self) -> None:
         self._wanted.set()
-        return self.unserved < CHECKPOINT_CATCH_UP_REQUESTS
 
     def close(self) -> None:
         self._stopping = True
@@ -415,8 +404,11 @@ class _Checkpointer:
 
     def _checkpoint(self) -> None:
         assert self._db is not None
-        self.unserved = 0
-        if _checkpoint(self._db):
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:
+            log.warning("history checkpoint failed: %s", exc)
+        else:
             self.done.set()
 
     def _run(self) -> None:
