@@ -61,8 +61,8 @@ CHECKPOINT_CLOSE_S = 10.0
 # checkpoint on another connection never does while commits keep coming: at 8,000
 # messages/s the WAL grew by 15 MB/s for as long as the load lasted (40 MB/s at 40,000).
 # So past this many pages (32 MiB) SQLite's own checkpoint runs inside the writer's
-# commit, where nothing else writes and it always reaches the end. The thread has
-# already copied most of the WAL by then, so the stall is the rest and an fsync: at
+# commit, where nothing else writes and it always reaches the end. What the thread has
+# copied by then is not copied again, so the stall is the rest and an fsync: at
 # 8,237 messages/s the latency maximum was 8-14 ms, once every few seconds (72 ms with
 # the thread starved by a saturated core). A bounded WAL is worth it.
 WAL_AUTOCHECKPOINT_PAGES = 8192
