@@ -260,9 +260,9 @@ class Hub:
             gap=gap,
             lazy_members_above=self.lazy_members_above if lazy else None,
         )
-        member.replies.append(self._encode_welcome(welcome, with_history=resume_after is None))
-        member.replies.extend(encode(event) for event in replay)
-        self._pending_replies.append(member)
+        self._queue_reply(
+            member, self._encode_welcome(welcome, with_history=resume_after is None), replay
+        )
         self._publish(join_event)
         return member
 
@@ -294,7 +294,7 @@ class Hub:
             gap=gap,
             lazy_members_above=self.lazy_members_above if member.lazy else None,
         )
-        self._queue_reply(member, joined, replay)
+        self._queue_reply(member, encode(joined), replay)
         self._publish(join_event)
         return room
 
@@ -581,8 +581,9 @@ class Hub:
             names += _json_string(member.name)
         return history, replay, gap, join_event
 
-    def _queue_reply(self, member: Member, first: Welcome | Joined, replay: list[Event]) -> None:
-        member.replies.append(encode(first))
+    def _queue_reply(self, member: Member, first: bytes, replay: list[Event]) -> None:
+        """Queue ``first`` (its encoded welcome or joined) and the replay for ``member``."""
+        member.replies.append(first)
         member.replies.extend(encode(event) for event in replay)
         self._pending_replies.append(member)
 

@@ -168,10 +168,10 @@ class StreamOutbox:
             self._over_soft_since = None
             try:
                 sent = os.write(self._fd, payload)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
             except OSError:
-                sent = 0  # the transport's own write meets the error and closes
+                # Full (BlockingIOError): the transport queues it. Reset or broken: the
+                # transport's own write meets the same error and closes the connection.
+                sent = 0
             if sent == len(payload):
                 return
             transport.write(payload[sent:])
