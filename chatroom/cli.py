@@ -264,7 +264,8 @@ def _export_main(argv: Sequence[str]) -> int:
 
     if not (args.data_dir / DB_NAME).exists():
         return _fail(parser.prog, f"no history in {args.data_dir} (no {DB_NAME} there)")
-    store = HistoryStore.in_dir(args.data_dir)
+    # Beside a running server (or after one was killed): read its journal, leave it be.
+    store = HistoryStore.in_dir(args.data_dir, writer=False)
     out = sys.stdout.buffer
     try:
         for event in store.export(since=args.since):

@@ -527,9 +527,14 @@ class Hub:
         # The smaller of the two: one flush slowed by a page fault or a checkpoint does
         # not make the next one wait as long, and a small room's flush right after a big
         # room's is not held back by it.
-        self._next_flush_at = ended + min(
-            FLUSH_WAIT_MAX_S, FLUSH_PACING * min(cost, self._flush_cost)
-        )
+        wait = min(FLUSH_WAIT_MAX_S, FLUSH_PACING * min(cost, self._flush_cost))
+        self._next_flush_at = ended + wait
+        if self._store is not None and wait > 0:
+            # Everyone has been sent the batch; until the next flush is due, the store's
+            # writer may have the core (input meanwhile waits in the kernel, as it would
+            # for the flush anyway). Under a steady load the loop is never idle, and a
+            # writer that only ran in idle moments fell thousands of rows behind.
+            self._store.catch_up(wait)
 
     # ------------------------------------------------------------------ internals
 

@@ -7,7 +7,9 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +21,6 @@ from conftest import TIMEOUT_S, expect
 import chatroom.history as history_module
 from chatroom.client import ClientConnection
 from chatroom.history import (
-    CHECKPOINT_EVERY_EVENTS,
     DB_NAME,
     HistoryStore,
     Retention,
@@ -256,96 +257,161 @@ def test_age_retention_deletes_only_old_events(tmp_path: Path) -> None:
     store.close()
 
 
-def test_checkpoints_keep_the_wal_small_without_the_writer_running_them(tmp_path: Path) -> None:
-    """The writer never checkpoints (that stalls a flush); the store's own thread does,
-    so the WAL is reused instead of growing with every event ever written."""
+def _messages(first_id: int, count: int, text: str = "x" * 200) -> list[Message]:
+    return [
+        Message(id=first_id + n, ts="2026-11-26T12:00:00.000Z", room="lobby", sender="a", text=text)
+        for n in range(count)
+    ]
+
+
+class _GatedWriter:
+    """Holds the store's writer thread before each commit until ``gate`` is set."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        store_rows = history_module._Writer._store
+
+        def gated(writer: Any, rows: list[Any]) -> None:
+            self.entered.set()
+            self.gate.wait(TIMEOUT_S * 4)
+            store_rows(writer, rows)
+
+        monkeypatch.setattr(history_module._Writer, "_store", gated)
+
+
+def _journal_bytes(data_dir: Path) -> list[int]:
+    return [(data_dir / name).stat().st_size for name in history_module.JOURNAL_NAMES]
+
+
+def test_the_wal_stays_bounded_under_sustained_appends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer checkpoints inside its own commits, where the checkpoint always reaches
+    the end, so the WAL is reused instead of growing for as long as the load lasts."""
+    pages = 256
+    monkeypatch.setattr(history_module, "WAL_AUTOCHECKPOINT_PAGES", pages)
     store = HistoryStore.in_dir(tmp_path)
-    # Only a backstop far above what the thread lets the WAL reach.
-    assert (
-        store._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-        == history_module.WAL_AUTOCHECKPOINT_PAGES
-    )
-    checkpointer = store._checkpointer
-    assert checkpointer is not None
     wal = tmp_path / (DB_NAME + "-wal")
-    text = "x" * 200
+    page_size = store._db.execute("PRAGMA page_size").fetchone()[0]
     next_id = 1
-    sizes = []
-    for _ in range(8):
-        checkpointer.done.clear()
-        for _ in range(CHECKPOINT_EVERY_EVENTS // 50):
-            batch = [
-                Message(
-                    id=next_id + n,
-                    ts="2026-11-26T12:00:00.000Z",
-                    room="lobby",
-                    sender="a",
-                    text=text,
-                )
-                for n in range(50)
-            ]
-            next_id += 50
-            store.append(batch)
-        assert checkpointer.done.wait(TIMEOUT_S)
-        sizes.append(wal.stat().st_size)
-    # Without checkpoints the WAL would hold all 16,000 events (over 4 MB) by now.
-    assert sizes[-1] <= 2 * sizes[0]
-    assert store.last_id() == next_id - 1
+    peak = 0
+    # 20,000 events of 200 characters: over 5 MB, twenty times the WAL's bound.
+    for _ in range(400):
+        store.append(_messages(next_id, 50))
+        next_id += 50
+        store.catch_up(TIMEOUT_S)
+        peak = max(peak, wal.stat().st_size)
+    assert peak <= 2 * pages * (page_size + 24)
     assert len(list(store.export())) == next_id - 1
     store.close()
 
 
-def _append_rounds(store: HistoryStore, rounds: int, first_id: int) -> int:
-    """Append ``rounds`` x CHECKPOINT_EVERY_EVENTS long messages; return the next id."""
-    next_id = first_id
-    for _ in range(rounds * history_module.CHECKPOINT_EVERY_EVENTS // 50):
-        store.append(
-            [
-                Message(id=next_id + n, ts="2026-11-26T12:00:00.000Z", room="lobby", sender="a",
-                        text="x" * 200)
-                for n in range(50)
-            ]
-        )  # fmt: skip
-        next_id += 50
-    return next_id
-
-
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
-def test_checkpoints_run_at_idle_priority(tmp_path: Path) -> None:
-    """The checkpoint thread yields the core to the loop: it runs under SCHED_IDLE."""
+def test_the_writer_runs_at_idle_priority(tmp_path: Path) -> None:
+    """The writer thread yields the core to the loop: it runs under SCHED_IDLE."""
     store = HistoryStore.in_dir(tmp_path)
-    checkpointer = store._checkpointer
-    assert checkpointer is not None
-    checkpointer.done.clear()
-    _append_rounds(store, 1, 1)
-    assert checkpointer.done.wait(TIMEOUT_S)
-    native_id = checkpointer._thread.native_id
+    store.append(_messages(1, 10))
+    store.settle()
+    writer = store._writer
+    assert writer is not None
+    native_id = writer._thread.native_id
     assert native_id is not None
     assert os.sched_getscheduler(native_id) == os.SCHED_IDLE
     store.close()
 
 
-def test_a_starved_checkpoint_thread_leaves_the_wal_bounded(
+def test_queries_see_events_the_writer_has_not_committed_yet(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """When the thread's checkpoints never catch up (a core never free, a load that
-    never pauses), the writer's own checkpoint past WAL_AUTOCHECKPOINT_PAGES keeps the
-    WAL bounded instead of growing for as long as the load lasts."""
-    pages = 256
-    monkeypatch.setattr(history_module, "WAL_AUTOCHECKPOINT_PAGES", pages)
-    # A thread that never gets to run: it checkpoints nothing.
-    monkeypatch.setattr(history_module._Checkpointer, "_run", lambda self: None)
+    """A query waits for the writer, so it never misses an event appended before it."""
+    gated = _GatedWriter(monkeypatch)
     store = HistoryStore.in_dir(tmp_path)
-    checkpointer = store._checkpointer
-    assert checkpointer is not None
-    checkpointer.done.clear()
-    wal = tmp_path / (DB_NAME + "-wal")
-    page_size = store._db.execute("PRAGMA page_size").fetchone()[0]
-    next_id = _append_rounds(store, 10, 1)
-    assert not checkpointer.done.is_set()  # the writer did it, not the thread
-    # Ten rounds are 20,000 events, over 5 MB; the WAL holds about the backstop's pages.
-    assert wal.stat().st_size <= 2 * pages * (page_size + 24)
-    assert len(list(store.export())) == next_id - 1
+    store.append(_messages(1, 5, text="early"))
+    assert gated.entered.wait(TIMEOUT_S)
+    threading.Timer(0.05, gated.gate.set).start()
+    assert [e.id for e in store.recent("lobby", 10)] == [1, 2, 3, 4, 5]
+    assert store.last_id() == 5
+    store.close()
+
+
+def test_a_store_that_died_before_its_writer_caught_up_replays_its_journal(
+    tmp_path: Path,
+) -> None:
+    """A server killed with events still on their way to SQLite loses none of them:
+    they are in the journal, which the next start replays, then empties."""
+    script = f"""
+import os, sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from pathlib import Path
+import chatroom.history as h
+from test_history import _messages
+h._Writer._store = lambda writer, rows: None  # a writer that never gets to commit
+store = h.HistoryStore.in_dir(Path({str(tmp_path)!r}))
+for first in range(1, 301, 50):
+    store.append(_messages(first, 50))
+os._exit(0)  # no close(): as abrupt as a SIGKILL for what is on disk
+"""
+    completed = subprocess.run([sys.executable, "-c", script], timeout=TIMEOUT_S * 4, check=False)
+    assert completed.returncode == 0
+    assert sum(_journal_bytes(tmp_path)) > 0
+    # A reader beside the (dead) server sees the events, and leaves the journal alone.
+    reader = HistoryStore.in_dir(tmp_path, writer=False)
+    assert [e.id for e in reader.export()] == list(range(1, 301))
+    reader.close()
+    assert sum(_journal_bytes(tmp_path)) > 0
+    store = HistoryStore.in_dir(tmp_path)
+    assert store.last_id() == 300
+    assert [e.id for e in store.export()] == list(range(1, 301))
+    assert _journal_bytes(tmp_path) == [0, 0]
+    store.close()
+
+
+def test_journal_files_take_turns_and_stay_small(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the writer has committed a journal file's rows, that file is emptied and
+    reused: the journal stays about JOURNAL_SWITCH_BYTES however much is written."""
+    switch = 8192
+    monkeypatch.setattr(history_module, "JOURNAL_SWITCH_BYTES", switch)
+    store = HistoryStore.in_dir(tmp_path)
+    batch_bytes = 0
+    for first in range(1, 2001, 20):
+        batch = _messages(first, 20)
+        batch_bytes = max(batch_bytes, sum(len(json.dumps(e.to_wire())) + 1 for e in batch))
+        store.append(batch)
+        store.catch_up(TIMEOUT_S)
+        assert max(_journal_bytes(tmp_path)) <= switch + batch_bytes
+    assert [e.id for e in store.export()] == list(range(1, 2001))
+    store.close()
+    # Everything was committed, so a clean stop leaves no journal behind.
+    assert not any((tmp_path / name).exists() for name in history_module.JOURNAL_NAMES)
+
+
+def test_a_writer_far_behind_holds_the_appender_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past PENDING_ROWS_MAX rows waiting for SQLite, append waits for the writer
+    instead of letting the backlog (and the memory it holds) grow without bound."""
+    monkeypatch.setattr(history_module, "PENDING_ROWS_MAX", 100)
+    gated = _GatedWriter(monkeypatch)
+    store = HistoryStore.in_dir(tmp_path)
+    done = threading.Event()
+
+    def append_all() -> None:
+        for first in range(1, 301, 50):
+            store.append(_messages(first, 50))
+        done.set()
+
+    appender = threading.Thread(target=append_all)
+    appender.start()
+    assert gated.entered.wait(TIMEOUT_S)
+    # 300 rows would be appended in milliseconds; held back, none of them can finish.
+    assert not done.wait(0.3)
+    gated.gate.set()
+    assert done.wait(TIMEOUT_S)
+    appender.join(TIMEOUT_S)
+    assert [e.id for e in store.export()] == list(range(1, 301))
     store.close()
 
 
