@@ -290,6 +290,8 @@ async def _push_until(sender: Collector, done: Callable[[], bool], text: str) ->
         sent += 20
         await wait_for(lambda sent=sent: len(sender.messages()) >= sent or done())
         assert sent < 20_000, "never happened"
+    # All of them, also when done() came true before the last round's copies arrived.
+    await wait_for(lambda: len(sender.messages()) >= sent)
     return sent
 
 
@@ -319,10 +321,8 @@ async def test_peer_that_never_reads_cannot_hold_a_closed_socket(
     await wait_for(lambda: any(isinstance(f, Join) and f.name == "sleeper" for f in fast.frames))
     fds_with_sleeper = _open_fds()
     # White-box: the sleeper's server-side transport says when output is piling up.
-    conn = next(
-        c for c in running.server._tasks.values() if c.member and c.member.name == "sleeper"
-    )
-    await _push_until(fast, lambda: conn.writer.transport.get_write_buffer_size() > 0, "x" * 3900)
+    conn = next(c for c in running.server._connections if c.member and c.member.name == "sleeper")
+    await _push_until(fast, lambda: conn.transport.get_write_buffer_size() > 0, "x" * 3900)
     writer.write(b'{"type":"bye"}\n')
     await writer.drain()
     await wait_for(lambda: any(leave.name == "sleeper" for leave in fast.leaves()))
@@ -352,11 +352,11 @@ async def test_output_the_kernel_only_partly_takes_arrives_whole_and_in_order(
             lambda: any(isinstance(f, Join) and f.name == "pauser" for f in alice.frames)
         )
         conn = next(
-            c for c in running.server._tasks.values() if c.member and c.member.name == "pauser"
+            c for c in running.server._connections if c.member and c.member.name == "pauser"
         )
         # White-box: output is queued in the transport, so some sends were split.
         sent = await _push_until(
-            alice, lambda: conn.writer.transport.get_write_buffer_size() > 0, "p" * 3900
+            alice, lambda: conn.transport.get_write_buffer_size() > 0, "p" * 3900
         )
         decoder = FrameDecoder()
         texts: list[str] = []
@@ -379,7 +379,7 @@ async def test_output_the_kernel_only_partly_takes_arrives_whole_and_in_order(
             await read_until(sent)
         assert ids == sorted(set(ids))
         assert texts == [m.text for m in alice.messages()]
-        assert conn.writer.transport.get_write_buffer_size() == 0
+        assert conn.transport.get_write_buffer_size() == 0
         writer.close()
 
 
