@@ -409,7 +409,10 @@ def _run(main: Coroutine[Any, Any, int], loop: str) -> int:
         uvloop = importlib.import_module("uvloop")
         result: int = uvloop.run(main)
         return result
-    return asyncio.run(main)
+    from chatroom.eventloop import new_event_loop
+
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(main)
 
 
 async def _serve(config: ServerConfig, transcript: Transcript, console: object, prog: str) -> int:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from chatroom.client import ClientConnection
+from chatroom.eventloop import new_event_loop
 from chatroom.framing import FrameDecoder
 from chatroom.protocol import ServerFrame
 from chatroom.server import ChatServer, ServerConfig
@@ -38,9 +39,8 @@ _BOTH_LOOPS_MODULES = frozenset(
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
-    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
-        "asyncio": asyncio.new_event_loop
-    }
+    # chatroom-server's own asyncio loop (exact short waits), as the server runs on it.
+    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": new_event_loop}
     module = getattr(item, "module", None)
     if module is not None and module.__name__ in _BOTH_LOOPS_MODULES:
         try:
