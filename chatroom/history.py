@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from chatroom.framing import ProtocolError
-from chatroom.protocol import Dm, Event, format_ts, parse_server_frame
+from chatroom.protocol import Dm, Event, encode, format_ts, parse_server_frame
 
 __all__ = [
     "DEFAULT_HISTORY_PAGE",
@@ -244,16 +244,14 @@ class HistoryStore:
         """
         if not events:
             return
-        if wire is None:
-            rows = [_row(event) for event in events]
-        else:
-            rows = [_row(event, frame) for event, frame in zip(events, wire, strict=True)]
-        self._appended_through = rows[-1][0]
+        frames = list(wire) if wire is not None else [encode(event) for event in events]
+        self._appended_through = events[-1].id
         if self._writer is None or self._journal is None:
-            self._commit_here(rows)
+            self._commit_here([_row(e, f) for e, f in zip(events, frames, strict=True)])
             return
-        self._journal.append(rows, self._writer.committed_through)
-        self._writer.put(rows)
+        # The loop only writes the frames it already has; the thread builds the rows.
+        self._journal.append(b"".join(frames), events[-1].id, self._writer.committed_through)
+        self._writer.put(list(zip(events, frames, strict=True)))
 
     def _commit_here(self, rows: list[Row]) -> None:
         failure = _commit(self._db, rows)
@@ -537,7 +535,7 @@ class _Journal:
         self._last_id = [0] * len(self._fds)
         self._failing = False
 
-    def append(self, rows: Sequence[Row], committed_through: int) -> None:
+    def append(self, data: bytes, last_id: int, committed_through: int) -> None:
         other = 1 - self._current
         if self._bytes >= JOURNAL_SWITCH_BYTES and self._last_id[other] <= committed_through:
             try:
@@ -546,7 +544,6 @@ class _Journal:
                 log.error("cannot empty the history journal %s: %s", self._paths[other], exc)
             else:
                 self._current, self._bytes, self._last_id[other] = other, 0, 0
-        data = "".join([row[4] + "\n" for row in rows]).encode("utf-8")
         view = memoryview(data)
         try:
             while view:
@@ -565,7 +562,7 @@ class _Journal:
             self._failing = False
             log.warning("the history journal %s is written again", self._paths[self._current])
         self._bytes += len(data)
-        self._last_id[self._current] = rows[-1][0]
+        self._last_id[self._current] = last_id
 
     def close(self, *, empty: bool) -> None:
         for fd, path in zip(self._fds, self._paths, strict=True):
@@ -588,7 +585,7 @@ class _Writer:
         # The connection is the thread's, except for prune_step called from outside.
         self._db_lock = threading.Lock()
         self._changed = threading.Condition()
-        self._queue: list[Row] = []
+        self._queue: list[tuple[Event, bytes]] = []
         self.backlog = 0  # rows queued or being committed
         self._stopping = False
         self._failing = False
@@ -597,10 +594,10 @@ class _Writer:
         self._thread = threading.Thread(target=self._run, name="history-writer", daemon=True)
         self._thread.start()
 
-    def put(self, rows: list[Row]) -> None:
+    def put(self, events: list[tuple[Event, bytes]]) -> None:
         with self._changed:
-            self._queue.extend(rows)
-            self.backlog += len(rows)
+            self._queue.extend(events)
+            self.backlog += len(events)
             self._changed.notify_all()
             if self.backlog > PENDING_ROWS_MAX:
                 # The thread has had no free moment for a while: give it the core.
@@ -643,12 +640,12 @@ class _Writer:
                     self._changed.wait_for(lambda: self._queue or self._stopping)
                     if not self._queue:
                         return
-                    rows, self._queue = self._queue, []
+                    events, self._queue = self._queue, []
                 with self._db_lock:
-                    self._store(rows)
+                    self._store([_row(event, frame) for event, frame in events])
                 with self._changed:
-                    self.committed_through = rows[-1][0]
-                    self.backlog -= len(rows)
+                    self.committed_through = events[-1][0].id
+                    self.backlog -= len(events)
                     self._changed.notify_all()
         finally:
             with self._db_lock:
