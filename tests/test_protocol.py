@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatroom.framing import ErrorCode, FrameDecoder, ProtocolError
+from chatroom.framing import ErrorCode, FrameDecoder, ProtocolError, encode_object
 from chatroom.protocol import (
     CLIENT_FRAMES,
     SERVER_FRAMES,
@@ -280,3 +280,29 @@ def test_parse_client_frame_gives_frames_or_protocol_errors(obj: dict[str, Any])
 def test_format_ts_is_utc_rfc3339_with_milliseconds(moment: datetime, expected: str) -> None:
     """Times are UTC, RFC 3339, milliseconds, ``Z``."""
     assert format_ts(moment) == expected
+
+
+@settings(max_examples=300)
+@given(
+    event_id=st.integers(min_value=0, max_value=2**63),
+    texts=st.lists(st.text(), min_size=4, max_size=4),
+    nonce=st.none() | st.text(max_size=64),
+    action=st.booleans(),
+)
+def test_a_message_encodes_byte_for_byte_as_the_generic_encoder_would(
+    event_id: int, texts: list[str], nonce: str | None, action: bool
+) -> None:
+    """Messages take a faster path through encode(); it must write exactly what the one
+    JSON encoder writes for to_wire(), for any text (quotes, controls, newlines, non-ASCII)."""
+    ts, room, sender, text = texts
+    message = Message(
+        id=event_id, ts=ts, room=room, sender=sender, text=text, nonce=nonce, action=action
+    )
+    try:
+        expected = encode_object(message.to_wire())
+    except UnicodeEncodeError:
+        # A lone surrogate cannot be UTF-8; the fast path must refuse it the same way.
+        with pytest.raises(UnicodeEncodeError):
+            encode(message)
+        return
+    assert encode(message) == expected
