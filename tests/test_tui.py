@@ -105,6 +105,28 @@ async def test_typed_message_is_sent_and_shown_once_acknowledged(
     await bob.close()
 
 
+async def test_two_lines_typed_in_one_burst_go_out_as_two_messages(
+    chat_server: RunningServer,
+) -> None:
+    """Keys arrive from the terminal faster than the app handles them (a fast typist,
+    tmux send-keys): each Enter sends what was typed before it, once."""
+    bob = await chat_server.client("bob")
+    app = ChatApp(chat_server.host, chat_server.port, name="alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app), "joining")
+        # The whole burst is queued before the app handles any of it, as a terminal
+        # driver posts what it reads.
+        for char in "quick one\rquick two\r":
+            key = "enter" if char == "\r" else ("space" if char == " " else char)
+            app.post_message(events.Key(key, char))
+        first = await expect(bob, protocol.Message, where=lambda m: m.sender == "alice")
+        second = await expect(bob, protocol.Message, where=lambda m: m.sender == "alice")
+        assert (first.text, second.text) == ("quick one", "quick two")
+        await until(pilot, lambda: not app.outbox, "the acknowledgements")
+        assert app.query_one("#input", ChatInput).value == ""
+    await bob.close()
+
+
 async def test_markup_and_escape_sequences_stay_literal(chat_server: RunningServer) -> None:
     """Rich markup and an ANSI escape in a message are shown as the characters sent."""
     bob = await chat_server.client("bob")

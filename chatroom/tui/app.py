@@ -1008,8 +1008,7 @@ class ChatApp(App[int]):
 
     @on(Input.Submitted, "#input")
     async def _submitted(self, event: Input.Submitted) -> None:
-        line = event.value
-        self.input_line.clear()
+        line = event.value  # the input has already started the next line
         if "\n" not in line:
             self.input_line.remember(line)
         await self.run_line(line)

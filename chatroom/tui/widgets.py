@@ -483,6 +483,22 @@ class ChatInput(Input):
         self._names = names
         self._completion: _Completion | None = None
 
+    async def _on_key(self, event: events.Key) -> None:
+        if event.key == "enter":
+            # Submitted here, in key order. Input's own Enter binding runs once the key
+            # has bubbled up to the app, and by then the keys typed after it are in the
+            # value: two lines typed fast went out as one message, twice.
+            event.stop()
+            event.prevent_default()
+            self._submit(self.value)
+            return
+        await super()._on_key(event)
+
+    def _submit(self, line: str) -> None:
+        """Hand ``line`` to the app and start the next one empty, before any later key."""
+        self.value = ""
+        self.post_message(self.Submitted(self, line))
+
     def remember(self, line: str) -> None:
         """Add a submitted line to the recall history (no repeats in a row)."""
         if line and (not self.history or self.history[-1] != line):
@@ -518,7 +534,7 @@ class ChatInput(Input):
         if "\n" not in text:
             self.replace(text, start, end)
             return
-        self.post_message(self.Submitted(self, self.value[:start] + text + self.value[end:]))
+        self._submit(self.value[:start] + text + self.value[end:])
 
     def action_complete(self) -> None:
         """Complete a /command, or a name (or #room after /join); Tab again cycles."""
