@@ -20,7 +20,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -201,7 +201,7 @@ class HistoryStore:
         if writer and mode == "wal":
             recovered = _journal_rows(self._journal_paths, after_id=self.last_id())
             if recovered:
-                failure = _commit(self._db, recovered)
+                failure = _commit(self._db, _chunks(recovered))
                 if failure is not None:
                     # Emptying the journal now would lose them: refuse to start instead.
                     self._db.close()
@@ -254,7 +254,7 @@ class HistoryStore:
         self._writer.put(list(zip(events, frames, strict=True)))
 
     def _commit_here(self, rows: list[Row]) -> None:
-        failure = _commit(self._db, rows)
+        failure = _commit(self._db, _chunks(rows))
         if failure is not None:
             if not self._failing:
                 self._failing = True
@@ -419,15 +419,20 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-def _commit(db: sqlite3.Connection, rows: Sequence[Row]) -> sqlite3.Error | None:
-    """Insert ``rows`` in one transaction; the error instead of raising it."""
+def _chunks(rows: Sequence[Row]) -> Iterator[Sequence[Row]]:
+    for start in range(0, len(rows), INSERT_ROWS_MAX):
+        yield rows[start : start + INSERT_ROWS_MAX]
+
+
+def _commit(db: sqlite3.Connection, chunks: Iterable[Sequence[Row]]) -> sqlite3.Error | None:
+    """Insert the rows, at most INSERT_ROWS_MAX a chunk, in one transaction; the error
+    instead of raising it."""
     try:
         db.execute("BEGIN")
         # One statement per INSERT_ROWS_MAX rows, not one per row: executemany steps the
         # statement (and lets go of the GIL) once per row. A batch of 11, the two
         # alternated on one database: p10 53 us that way, 37.5 us in one statement.
-        for start in range(0, len(rows), INSERT_ROWS_MAX):
-            chunk = rows[start : start + INSERT_ROWS_MAX]
+        for chunk in chunks:
             db.execute(_insert_sql(len(chunk)), [v for row in chunk for v in row])
         db.execute("COMMIT")
     except sqlite3.Error as exc:
@@ -642,7 +647,7 @@ class _Writer:
                         return
                     events, self._queue = self._queue, []
                 with self._db_lock:
-                    self._store([_row(event, frame) for event, frame in events])
+                    self._store(events)
                 with self._changed:
                     self.committed_through = events[-1][0].id
                     self.backlog -= len(events)
@@ -653,9 +658,15 @@ class _Writer:
                     self._db.close()
                     self._db = None
 
-    def _store(self, rows: list[Row]) -> None:
+    def _store(self, events: list[tuple[Event, bytes]]) -> None:
         assert self._db is not None
-        failure = _commit(self._db, rows)
+        # Each chunk's rows are built just before it is inserted, and the insert lets go
+        # of the GIL: the loop never waits for this thread to build a whole backlog.
+        chunks = (
+            [_row(event, frame) for event, frame in events[start : start + INSERT_ROWS_MAX]]
+            for start in range(0, len(events), INSERT_ROWS_MAX)
+        )
+        failure = _commit(self._db, chunks)
         if failure is not None:
             if not self._failing:
                 self._failing = True
@@ -668,7 +679,7 @@ class _Writer:
         if self._failing:
             self._failing = False
             log.warning("history is being stored in %s again", self.path)
-        if self._pruning.due(len(rows)):
+        if self._pruning.due(len(events)):
             self._pruning.reset()
             try:
                 _prune(self._db, self._retention, None)

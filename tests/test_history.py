@@ -272,10 +272,10 @@ class _GatedWriter:
         self.entered = threading.Event()
         store_rows = history_module._Writer._store
 
-        def gated(writer: Any, rows: list[Any]) -> None:
+        def gated(writer: Any, events: list[Any]) -> None:
             self.entered.set()
             self.gate.wait(TIMEOUT_S * 4)
-            store_rows(writer, rows)
+            store_rows(writer, events)
 
         monkeypatch.setattr(history_module._Writer, "_store", gated)
 
@@ -346,7 +346,7 @@ sys.path.insert(0, {str(Path(__file__).parent)!r})
 from pathlib import Path
 import chatroom.history as h
 from test_history import _messages
-h._Writer._store = lambda writer, rows: None  # a writer that never gets to commit
+h._Writer._store = lambda writer, events: None  # a writer that never gets to commit
 store = h.HistoryStore.in_dir(Path({str(tmp_path)!r}))
 for first in range(1, 301, 50):
     store.append(_messages(first, 50))
