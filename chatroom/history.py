@@ -211,7 +211,7 @@ class HistoryStore:
             self._writer = _Writer(path, self.retention)
         # Without a thread (":memory:") each batch is committed in append, as it comes.
         self._pruning = _Pruning(self.retention)
-        self._failing = False
+        self._outage = _Outage(path)
         self._closed = False
 
     @classmethod
@@ -254,19 +254,8 @@ class HistoryStore:
         self._writer.put(list(zip(events, frames, strict=True)))
 
     def _commit_here(self, rows: list[Row]) -> None:
-        failure = _commit(self._db, _chunks(rows))
-        if failure is not None:
-            if not self._failing:
-                self._failing = True
-                log.error(
-                    "cannot write history to %s: %s; events are NOT being stored",
-                    self.path,
-                    failure,
-                )
+        if not self._outage.stored(_commit(self._db, _chunks(rows))):
             return
-        if self._failing:
-            self._failing = False
-            log.warning("history is being stored in %s again", self.path)
         if self._pruning.due(len(rows)):
             self.prune_step()
 
@@ -481,6 +470,30 @@ def _prune(db: sqlite3.Connection, retention: Retention, now: datetime | None) -
     return deleted
 
 
+class _Outage:
+    """Says once that commits fail, and once that they work again."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._failing = False
+
+    def stored(self, failure: sqlite3.Error | None) -> bool:
+        """Whether a commit that ended with ``failure`` stored its rows; logged on change."""
+        if failure is not None:
+            if not self._failing:
+                self._failing = True
+                log.error(
+                    "cannot write history to %s: %s; events are NOT being stored",
+                    self._path,
+                    failure,
+                )
+            return False
+        if self._failing:
+            self._failing = False
+            log.warning("history is being stored in %s again", self._path)
+        return True
+
+
 class _Pruning:
     """When the next retention step is due: every so many events, or every so often."""
 
@@ -593,7 +606,7 @@ class _Writer:
         self._queue: list[tuple[Event, bytes]] = []
         self.backlog = 0  # rows queued or being committed
         self._stopping = False
-        self._failing = False
+        self._outage = _Outage(path)
         # The highest id committed (or given up on); read by the loop without a lock.
         self.committed_through = 0
         self._thread = threading.Thread(target=self._run, name="history-writer", daemon=True)
@@ -666,19 +679,8 @@ class _Writer:
             [_row(event, frame) for event, frame in events[start : start + INSERT_ROWS_MAX]]
             for start in range(0, len(events), INSERT_ROWS_MAX)
         )
-        failure = _commit(self._db, chunks)
-        if failure is not None:
-            if not self._failing:
-                self._failing = True
-                log.error(
-                    "cannot write history to %s: %s; events are NOT being stored",
-                    self.path,
-                    failure,
-                )
+        if not self._outage.stored(_commit(self._db, chunks)):
             return
-        if self._failing:
-            self._failing = False
-            log.warning("history is being stored in %s again", self.path)
         if self._pruning.due(len(events)):
             self._pruning.reset()
             try:

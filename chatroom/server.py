@@ -155,7 +155,7 @@ class StreamOutbox:
     def send(self, payload: bytes) -> None:
         transport = self._transport
         if self.closed or transport.is_closing():
-            # A peer that reset is gone before its read loop has dropped it. Writing
+            # A peer that reset is gone before connection_lost has dropped it. Writing
             # would raise under uvloop (aborting the rest of a fan-out) and make asyncio
             # log a warning per write: thousands for one garbage line after another.
             return
@@ -648,20 +648,21 @@ class ChatServer:
             conn.outbox.closed = True
             if conn.transport is not None:
                 conn.transport.close()
-        if self._connections:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(SHUTDOWN_DRAIN_S):
-                    await self._drained.wait()
+        await self._wait_drained()
         for conn in list(self._connections):
             if conn.transport is not None:
                 conn.transport.abort()
+        # An aborted transport reports connection_lost in the next loop iteration.
+        await self._wait_drained()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _wait_drained(self) -> None:
+        """Until every connection has closed, for at most SHUTDOWN_DRAIN_S."""
         if self._connections:
-            # An aborted transport reports connection_lost in the next loop iteration.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(SHUTDOWN_DRAIN_S):
                     await self._drained.wait()
-        if self._server is not None:
-            await self._server.wait_closed()
 
     async def __aenter__(self) -> ChatServer:
         await self.start()
