@@ -62,11 +62,13 @@ PRUNE_EVERY_S = 60.0
 # moment, the journal's backlog would grow for as long as the load lasts, so past
 # PENDING_ROWS_MAX rows the loop waits for the thread (and the core goes to it).
 PENDING_ROWS_MAX = 4096
-# The hub lends the writer the core after a flush (catch_up) once this many rows wait:
-# a commit costs about the same for 10 rows as for 60, and the loop reads nothing while
-# it waits. At 12,100 msg/s, R=100, 3 runs each, interleaved: lending it after every
-# flush, p99 3.9/4.2/6.1 ms and ~7,000 flushes; from 64 rows, 3.5/4.0/4.0 ms and ~6,000.
-CATCH_UP_ROWS = 64
+# The hub stretches its pacing wait while the writer is behind (FLUSH_STRETCH_ROWS), which
+# is enough when the loop waits between flushes. A loop that never waits (a room flooded
+# faster than it can be written to) gives it nothing, so from CATCH_UP_ROWS behind the hub
+# lends it the core after each flush, for as long as the wait, by waiting for its commit.
+# From 64 rows (as before the stretch) that cost latency p99 0.3-0.6 ms at 9,000 msg/s;
+# without it, fanout at R=100 stopped the loop for PENDING_ROWS_MAX 3-5 times a run.
+CATCH_UP_ROWS = 2048
 # How long a query or close() waits for the thread before going on without it.
 WRITER_WAIT_S = 10.0
 # A journal's rows are all in SQLite soon after it is written; two files take turns so
@@ -267,9 +269,14 @@ class HistoryStore:
         self._pruning.reset()
         return _prune(self._db, self.retention, now)
 
+    @property
+    def backlog(self) -> int:
+        """Events appended that the writer has not committed yet."""
+        return self._writer.backlog if self._writer is not None else 0
+
     def catch_up(self, timeout: float) -> None:
-        """Let the writer commit what is pending, for at most ``timeout`` seconds, once
-        there is enough of it (CATCH_UP_ROWS) to be worth a transaction of its own."""
+        """Let the writer commit what is pending, for at most ``timeout`` seconds, once it
+        is CATCH_UP_ROWS behind."""
         writer = self._writer
         if writer is not None and writer.backlog >= CATCH_UP_ROWS:
             writer.wait_committed(self._appended_through, timeout)

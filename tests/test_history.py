@@ -17,8 +17,10 @@ from typing import Any
 
 import pytest
 from conftest import TIMEOUT_S, expect
+from test_hub import CostlyClock, CostlyOutbox
 
 import chatroom.history as history_module
+import chatroom.hub as hub_module
 from chatroom.client import ClientConnection
 from chatroom.history import (
     DB_NAME,
@@ -26,6 +28,7 @@ from chatroom.history import (
     Retention,
     parse_retention,
 )
+from chatroom.hub import Hub
 from chatroom.protocol import (
     Error,
     Hello,
@@ -413,6 +416,37 @@ def test_a_writer_far_behind_holds_the_appender_back(
     appender.join(TIMEOUT_S)
     assert [e.id for e in store.export()] == list(range(1, 301))
     store.close()
+
+
+async def test_the_flush_waits_longer_while_the_writer_is_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer runs while the loop is idle, which under load is mostly the wait
+    between flushes: FLUSH_STRETCH_ROWS rows behind, that wait is twice as long."""
+    gated = _GatedWriter(monkeypatch)
+    waits, stores = [], []
+    for stretch_rows in (10**9, 3):
+        monkeypatch.setattr(hub_module, "FLUSH_STRETCH_ROWS", stretch_rows)
+        store = HistoryStore.in_dir(tmp_path / str(stretch_rows))
+        stores.append(store)
+        clock = CostlyClock(per_send=0.002)
+        hub = Hub(server_name="chatroom/test", clock=clock, store=store)
+        alice, *_ = [hub.join(name, CostlyOutbox(clock)) for name in "abc"]
+        hub.flush()  # the three joins: the writer holds them, three rows behind
+        assert gated.entered.wait(TIMEOUT_S)
+        assert store.backlog == 3
+        hub.say(alice, "paced")
+        timer = hub._flush_handle
+        assert isinstance(timer, asyncio.TimerHandle)
+        waits.append(timer.when() - asyncio.get_running_loop().time())
+        gated.entered.clear()
+        timer.cancel()
+    gated.gate.set()
+    for store in stores:
+        store.close()
+    unstretched, stretched = waits
+    assert unstretched > 0
+    assert stretched == pytest.approx(2 * unstretched, rel=0.05)
 
 
 @pytest.mark.parametrize(
