@@ -82,8 +82,8 @@ FLUSH_COST_SMOOTHING = 0.25
 # rows it is behind add one more FLUSH_PACING to the wait, so it keeps up without the
 # loop ever stopping for it. (Lending it the core after each flush instead, by waiting
 # for its commit, kept the loop from reading meanwhile: at 9,000 msg/s, R=100, 7 pairs
-# of runs, p99 1.49-2.37 ms against 1.27-2.09 ms this way; the writer stays under 900
-# rows behind.)
+# of runs, p99 1.49-2.37 ms against 1.27-2.09 ms this way; the writer stays under
+# 1,250 rows behind.)
 FLUSH_STRETCH_ROWS = 1024
 # Every member of a room is sent every join and leave: joining C people costs C²/2
 # deliveries (10,000 people: 50 million events, 4.7 GB). A client that says
