@@ -246,7 +246,7 @@ class HistoryStore:
         """
         if not events:
             return
-        frames = list(wire) if wire is not None else [encode(event) for event in events]
+        frames = wire if wire is not None else [encode(event) for event in events]
         self._appended_through = events[-1].id
         if self._writer is None or self._journal is None:
             self._commit_here([_row(e, f) for e, f in zip(events, frames, strict=True)])

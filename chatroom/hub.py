@@ -536,7 +536,7 @@ class Hub:
         # not make the next one wait as long, and a small room's flush right after a big
         # room's is not held back by it.
         wait = FLUSH_PACING * min(cost, self._flush_cost)
-        if self._store is not None and wait > 0:
+        if self._store is not None:
             wait *= 1 + self._store.backlog / FLUSH_STRETCH_ROWS
         wait = min(FLUSH_WAIT_MAX_S, wait)
         self._next_flush_at = ended + wait
