@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from chatroom import __version__
-from chatroom.cli import DEFAULT_PORT, AddressError, parse_address
+from chatroom.address import DEFAULT_PORT, AddressError, parse_address
 
 __all__ = ["main"]
 

@@ -18,7 +18,7 @@ import unicodedata
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, cast
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -54,7 +54,7 @@ from chatroom.tui.messages import (
     JoinRefused,
     RetryScheduled,
 )
-from chatroom.tui.palette import ChatCommands
+from chatroom.tui.palette import ChatCommands, PaletteHost
 from chatroom.tui.widgets import (
     ChatInput,
     MemberList,
@@ -1489,3 +1489,9 @@ def _bold(text: str) -> tuple[str, str]:
 def _clock_now() -> str:
     """The local time as the message pane shows it: HH:MM."""
     return time.strftime("%H:%M")
+
+
+if TYPE_CHECKING:
+
+    def _palette_host(app: ChatApp) -> PaletteHost:
+        return app  # mypy checks here that the app offers what the palette uses

@@ -6,20 +6,19 @@ every title here is built as ``Content`` from inert text, and help lines are esc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Matcher, Provider
 from textual.content import Content
 from textual.markup import escape
 
+from chatroom import protocol
 from chatroom.text import inert
+from chatroom.tui.conversation import Conversation
 
-if TYPE_CHECKING:
-    from chatroom.tui.app import ChatApp
-
-__all__ = ["ChatCommands"]
+__all__ = ["ChatCommands", "PaletteHost"]
 
 _Action = tuple[str, str, Callable[[], Any]]
 
@@ -34,11 +33,38 @@ def _highlight(matcher: Matcher, title: str) -> Content:
     return content
 
 
+class PaletteHost(Protocol):
+    """What the palette needs of the app: its conversations and the actions it offers.
+
+    The palette sees the app through this alone, so it never imports the app module (which
+    imports the palette for ``COMMANDS``).
+    """
+
+    @property
+    def convs(self) -> Mapping[str, Conversation]: ...
+    @property
+    def current(self) -> Conversation: ...
+    @property
+    def lobby(self) -> Conversation: ...
+    @property
+    def known_rooms(self) -> Mapping[str, protocol.RoomInfo]: ...
+    @property
+    def bell_on(self) -> bool: ...
+    def action_join_prompt(self) -> None: ...
+    def switch_to(self, key: str) -> None: ...
+    async def join_room(self, room: str) -> None: ...
+    async def run_line(self, line: str) -> None: ...
+    def action_help(self) -> None: ...
+    def action_toggle_bell(self) -> None: ...
+    def action_retry_now(self) -> None: ...
+    async def action_quit(self) -> None: ...
+
+
 class ChatCommands(Provider):
     """The chat's actions for the command palette (Ctrl+P), one entry per room to switch."""
 
     def _actions(self) -> Iterator[_Action]:
-        app = cast("ChatApp", self.app)
+        app = cast("PaletteHost", self.app)
         current = app.current
         yield (
             "Join a room…",
