@@ -17,6 +17,7 @@ import pytest
 from conftest import TIMEOUT_S, RawClient, RunningServer, StartServer, expect, wait_for
 
 import chatroom.server as server_module
+import chatroom.transports.ndjson as ndjson_module
 from chatroom.client import ClientConnection, ConnectionClosed
 from chatroom.framing import MAX_FRAME_BYTES, FrameDecoder
 from chatroom.protocol import Join, Leave, Members, Message
@@ -96,7 +97,7 @@ async def test_overlong_frame_gets_bad_frame_then_close_without_buffering(
             fed.append(len(data))
             peaks.append(self.buffered_bytes)
 
-    monkeypatch.setattr(server_module, "FrameDecoder", WatchedDecoder)
+    monkeypatch.setattr(ndjson_module, "FrameDecoder", WatchedDecoder)
     running = await start_server(flood_rate=0)
     async with collecting(running, "alice") as alice:
         raw = await _joined_raw(running, "mallory")
@@ -314,14 +315,18 @@ async def test_peer_that_never_reads_cannot_hold_a_closed_socket(
     """A member lets output pile up unread, then says bye: its leave is quit, and the
     socket, closed gracefully, is aborted after CLOSE_DRAIN_S instead of lingering for
     ever outside the connection count."""
-    monkeypatch.setattr(server_module, "CLOSE_DRAIN_S", 0.2)
+    monkeypatch.setattr(ndjson_module, "CLOSE_DRAIN_S", 0.2)
     running = await start_server(flood_rate=0, max_sendq_bytes=64 << 20, soft_sendq_bytes=64 << 20)
     fast = Collector(await running.client("fast"))
     writer = await _sleeper(running, "sleeper")
     await wait_for(lambda: any(isinstance(f, Join) and f.name == "sleeper" for f in fast.frames))
     fds_with_sleeper = _open_fds()
     # White-box: the sleeper's server-side transport says when output is piling up.
-    conn = next(c for c in running.server._connections if c.member and c.member.name == "sleeper")
+    conn = next(
+        c
+        for c in running.server._connections
+        if c.session.member and c.session.member.name == "sleeper"
+    )
     await _push_until(fast, lambda: conn.transport.get_write_buffer_size() > 0, "x" * 3900)
     writer.write(b'{"type":"bye"}\n')
     await writer.drain()
@@ -352,7 +357,9 @@ async def test_output_the_kernel_only_partly_takes_arrives_whole_and_in_order(
             lambda: any(isinstance(f, Join) and f.name == "pauser" for f in alice.frames)
         )
         conn = next(
-            c for c in running.server._connections if c.member and c.member.name == "pauser"
+            c
+            for c in running.server._connections
+            if c.session.member and c.session.member.name == "pauser"
         )
         # White-box: output is queued in the transport, so some sends were split.
         sent = await _push_until(

@@ -99,7 +99,11 @@ async def test_close_with_connections_in_every_state(
     await wait_for(lambda: running.server.hub.members() == ["member", "mid", "sleeper"])
     await wait_for(lambda: running.server.connection_count == 5)
     # White-box: push until the sleeper's server-side transport holds unsent output.
-    conn = next(c for c in running.server._connections if c.member and c.member.name == "sleeper")
+    conn = next(
+        c
+        for c in running.server._connections
+        if c.session.member and c.session.member.name == "sleeper"
+    )
     sent = 0
     while conn.transport.get_write_buffer_size() == 0:
         await member.say(f"{sent} " + "x" * 3900)
@@ -168,7 +172,7 @@ async def test_close_cancels_stuck_connections_quietly(
     await raw.send(b'{"type":"hello","protocol":1,"name":"x","password":"no"}\n')
     # White-box: the hello has been admitted (it took a rate-limit token), so the
     # connection is inside its delay.
-    await wait_for(lambda: any(c.tokens < 10 for c in running.server._connections))
+    await wait_for(lambda: any(c.session.bucket.tokens < 10 for c in running.server._connections))
     loop = asyncio.get_running_loop()
     reported: list[dict[str, Any]] = []
     loop.set_exception_handler(lambda _, context: reported.append(context))

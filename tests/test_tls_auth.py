@@ -12,7 +12,7 @@ import pytest
 import trustme
 from conftest import TIMEOUT_S, StartServer, expect
 
-import chatroom.server as server_module
+import chatroom.session as session_module
 from chatroom.client import ClientConnection, ConnectError, ConnectionClosed, ServerError
 from chatroom.protocol import Message
 
@@ -145,7 +145,7 @@ def compare_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[Any, A
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(server_module.hmac, "compare_digest", spy)
+    monkeypatch.setattr(session_module.hmac, "compare_digest", spy)
     yield calls
 
 
