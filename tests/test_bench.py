@@ -16,7 +16,11 @@ from typing import Any
 import pytest
 
 import chatroom.bench as bench_module
-from chatroom.bench import BenchError, Options, _benchmark_file, _percentiles, _spread
+import chatroom.bench.server_proc as server_proc_module
+from chatroom.bench import BenchError, Options
+from chatroom.bench.measure import _percentiles
+from chatroom.bench.room import _spread
+from chatroom.bench.server_proc import _benchmark_file
 
 # Small enough to finish in seconds, big enough that fan-out, batching and the
 # sender window all take part.
@@ -133,8 +137,8 @@ def test_companion_servers_are_found_from_a_checkout_or_named_up_front(
     """A plain `pip install .` carries no benchmarks/: the bench then finds them under
     the current directory (a checkout), and otherwise says so before running anything."""
     checkout = Path(__file__).resolve().parent.parent
-    installed = tmp_path / "site-packages" / "chatroom" / "bench.py"
-    monkeypatch.setattr(bench_module, "__file__", str(installed))
+    installed = tmp_path / "site-packages" / "chatroom" / "bench" / "server_proc.py"
+    monkeypatch.setattr(server_proc_module, "__file__", str(installed))
     monkeypatch.chdir(checkout)
     assert _benchmark_file("naive_server.py") == checkout / "benchmarks" / "naive_server.py"
     monkeypatch.chdir(tmp_path)

@@ -1,0 +1,187 @@
+"""One invocation: every workload, size and server in turn, each run on a fresh server."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from chatroom.bench.host import _pin, _plan_cores, _raise_nofile, machine_info
+from chatroom.bench.measure import _wait_quiet
+from chatroom.bench.options import Options
+from chatroom.bench.report import _Entry, _find, _median, _targets
+from chatroom.bench.room import _room_run
+from chatroom.bench.server_proc import _check_companions, _Server, _with_server
+from chatroom.bench.silent import _idle_run, _storm_run
+
+__all__ = ["run"]
+
+
+def _call_with_tag(
+    body: Callable[[str, _Server], dict[str, Any]], run_tag: str, server: _Server
+) -> dict[str, Any]:
+    return body(run_tag, server)
+
+
+def _fanout_body(
+    options: Options, receivers: int, load_core: int | None, run_tag: str, server: _Server
+) -> dict[str, Any]:
+    return _room_run(options, server, "fanout", receivers, 0.0, load_core, run_tag)
+
+
+def _say(options: Options, text: str) -> None:
+    if options.progress is not None:
+        options.progress(text)
+
+
+def run(options: Options) -> dict[str, Any]:
+    """Run the selected workloads and return everything measured, ready for JSON."""
+    _check_companions(options)
+    _raise_nofile()
+    server_core, load_core = _plan_cores(options.pin)
+    _pin(load_core)  # the bench itself is load, not server
+    servers = ["chatroom"]
+    if options.baseline:
+        servers.append("naive")
+    if options.floor:
+        servers.append("floor")
+    entries: list[_Entry] = []
+    started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        if options.workdir is not None:
+            workdir = options.workdir
+            workdir.mkdir(parents=True, exist_ok=True)
+        else:
+            workdir = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="chatroom-bench-"))
+            )
+        counter = 0
+
+        def tag() -> str:
+            nonlocal counter
+            counter += 1
+            return f"{counter:03d}"
+
+        def repeat(
+            workload: str, size: dict[str, Any], body: Callable[[str, _Server], dict[str, Any]]
+        ) -> None:
+            for label in servers:
+                entries.append(_Entry(workload, label, dict(size)))
+            stopped: set[str] = set()
+            for run_number in range(options.runs):
+                for label in servers:
+                    if label in stopped:
+                        continue
+                    entry = _find(entries, workload, label, **size)
+                    assert entry is not None
+                    run_tag = tag()
+                    waited = _wait_quiet(options.quiet_wait_s) if options.quiet_wait_s else 0.0
+                    _say(options, f"{workload} {size} {label}: run {run_number + 1}")
+                    result = _with_server(
+                        options,
+                        label,
+                        workdir,
+                        server_core,
+                        run_tag,
+                        functools.partial(_call_with_tag, body, run_tag),
+                    )
+                    result["quiet_wait_s"] = round(waited, 1)
+                    entry.runs.append(result)
+                    if result.get("hit_limit"):
+                        # Further runs would hit the same limit: one is the answer.
+                        stopped.add(label)
+
+        if "fanout" in options.workloads:
+            for receivers in options.receivers:
+                repeat(
+                    "fanout",
+                    {"receivers": receivers, "senders": options.senders},
+                    functools.partial(_fanout_body, options, receivers, load_core),
+                )
+        if "latency" in options.workloads:
+            rate = options.rate
+            if rate is None:
+                measured = _find(entries, "fanout", "chatroom", receivers=options.latency_receivers)
+                if measured is None or not measured.runs:
+                    _say(
+                        options,
+                        f"latency: measuring the maximum at R={options.latency_receivers} first",
+                    )
+                    calibration = _with_server(
+                        options,
+                        "chatroom",
+                        workdir,
+                        server_core,
+                        tag(),
+                        lambda server: _room_run(
+                            options,
+                            server,
+                            "fanout",
+                            options.latency_receivers,
+                            0.0,
+                            load_core,
+                            "c",
+                        ),
+                    )
+                    maximum = calibration["messages_per_s"]
+                else:
+                    maximum = _median(measured.runs)["messages_per_s"]
+                rate = options.rate_fraction * maximum
+            fixed_rate = rate
+            repeat(
+                "latency",
+                {
+                    "receivers": options.latency_receivers,
+                    "senders": options.senders,
+                    "rate": round(fixed_rate, 1),
+                },
+                lambda run_tag, server: _room_run(
+                    options,
+                    server,
+                    "latency",
+                    options.latency_receivers,
+                    fixed_rate,
+                    load_core,
+                    run_tag,
+                ),
+            )
+        if "idle" in options.workloads:
+            repeat(
+                "idle",
+                {"clients": options.idle_clients},
+                lambda run_tag, server: _idle_run(options, server, load_core, run_tag),
+            )
+        if "join-storm" in options.workloads:
+            repeat(
+                "join-storm",
+                {"clients": options.storm_clients},
+                lambda run_tag, server: _storm_run(options, server, load_core, run_tag),
+            )
+
+    return {
+        "machine": {**machine_info(), "server_core": server_core, "load_core": load_core},
+        "config": {
+            "runs": options.runs,
+            "senders": options.senders,
+            "window": options.window,
+            "message_bytes": options.message_bytes,
+            "warmup_s": options.warmup_s,
+            "duration_s": options.duration_s,
+            "load_procs": options.load_procs,
+            "connect_window": options.connect_window,
+            "lazy_members": options.lazy_members,
+            "seed": options.seed,
+            "rate_fraction": options.rate_fraction,
+            "server_loop": options.server_loop,
+            "addr": f"{options.addr[0]}:{options.addr[1]}" if options.addr else None,
+            "baseline": options.baseline,
+            "floor": options.floor,
+        },
+        "results": [entry.to_json() for entry in entries],
+        "targets": _targets(entries, lazy_members=options.lazy_members),
+        "wall_s": round(time.monotonic() - started, 1),
+    }
