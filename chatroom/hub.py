@@ -11,21 +11,41 @@ then fanned out: a client can never hold an event that the transcript lacks, and
 cost of a durable append is shared by every event of the iteration. Fan-out writes each
 member one buffer per iteration holding all of that iteration's events for it, so the
 syscall is shared too, and each event is encoded exactly once.
+
+Members whose transport speaks another wire format (a :class:`WireFormat`) get the
+same events in that format: each event is encoded for it lazily, at most once per
+format, and the bytes are shared by every member of that format, as the NDJSON bytes
+are shared by every NDJSON member. Which bytes each member gets is
+:mod:`chatroom.delivery`'s part.
+
+The module is longer than most (about 800 lines) because what it holds is one piece of
+state read by every flush: members, rooms, ids, the recent-history and welcome caches
+and the flush's pacing. Split apart, each part would reach into the others'.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
 import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol, TypeGuard
+from typing import Protocol
 
+from chatroom.delivery import (
+    Batch,
+    Member,
+    Outbox,
+    WireFormat,
+    fan_out_in_order,
+    send_all,
+    send_one_room,
+    take_replies,
+)
 from chatroom.framing import ErrorCode, ProtocolError
 from chatroom.history import HistoryStore
 from chatroom.names import check_name, name_keys
@@ -41,6 +61,7 @@ from chatroom.protocol import (
     Message,
     Nick,
     RoomInfo,
+    ServerFrame,
     Topic,
     Welcome,
     encode,
@@ -56,6 +77,7 @@ __all__ = [
     "Hub",
     "Member",
     "Outbox",
+    "WireFormat",
 ]
 
 log = logging.getLogger(__name__)
@@ -98,33 +120,10 @@ MAX_ROOMS = 1000
 MAX_TOPIC_CHARS = 300
 
 
-class Outbox(Protocol):
-    """Where a member's bytes go. Implementations never await and never raise."""
-
-    def send(self, payload: bytes) -> None: ...
-
-    def close(self, reason: LeaveReason) -> None: ...
-
-
 class EventSink(Protocol):
     """Something that records each batch of events before anyone is sent them."""
 
     def append(self, events: Sequence[Event]) -> None: ...
-
-
-@dataclass(eq=False, slots=True)
-class Member:
-    """One joined connection: its name as stored, its outbox, and where it is."""
-
-    name: str
-    outbox: Outbox
-    keys: frozenset[str]
-    # room -> id of the member's own join event there: the first event it is sent.
-    rooms: dict[str, int] = field(default_factory=dict)
-    # Frames for this member alone (welcome, replay) that must follow the sinks' append.
-    replies: list[bytes] = field(default_factory=list)
-    # hello.lazy_members: no joins and leaves of others in rooms over the threshold.
-    lazy: bool = False
 
 
 # The members of a welcome are encoded one by one, as they join, with this.
@@ -134,26 +133,6 @@ _STRING_ENCODER = json.JSONEncoder(ensure_ascii=False)
 def _json_string(text: str) -> bytes:
     """``text`` as a JSON string, as ``encode()`` writes it inside a frame."""
     return _STRING_ENCODER.encode(text).encode("utf-8")
-
-
-def _is_presence(event: Event) -> TypeGuard[Join | Leave]:
-    """A join or a leave: what lazy members of big rooms are not sent of others."""
-    return isinstance(event, Join | Leave)
-
-
-def _take_replies(members: Iterable[Member]) -> dict[Member, list[bytes]]:
-    """The queued replies of ``members``, taken from them."""
-    taken: dict[Member, list[bytes]] = {}
-    for member in members:
-        if member.replies:
-            taken[member], member.replies = member.replies, []
-    return taken
-
-
-def _send_all(outgoing: dict[Member, list[bytes]]) -> None:
-    """One write per member of everything queued for it."""
-    for member, chunks in outgoing.items():
-        member.outbox.send(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
 
 def _utc_now() -> datetime:
@@ -208,6 +187,9 @@ class Hub:
         self._by_key: dict[str, Member] = {}
         # Rooms by their name as first created; names compare case-insensitively.
         self._rooms: dict[str, dict[Member, None]] = {}
+        # The members of each room who speak another wire format, when it has any: the
+        # fan-out's NDJSON loop stays as it was for rooms without them.
+        self._foreign: dict[str, dict[Member, None]] = {}
         self._room_names: dict[str, str] = {DEFAULT_ROOM.casefold(): DEFAULT_ROOM}
         self._topics: dict[str, str] = store.topics() if store is not None else {}
         self._history: dict[str, deque[Event]] = {}
@@ -218,7 +200,7 @@ class Hub:
         self._history_wire: dict[str, deque[bytes]] = {}
         self._names_wire: dict[str, bytearray | None] = {}
         # (event, its bytes, members who get it besides the room's: DM parties, a parter)
-        self._pending_events: list[tuple[Event, bytes, tuple[Member, ...]]] = []
+        self._pending_events: Batch = []
         self._pending_replies: list[Member] = []
         self._flush_handle: asyncio.Handle | None = None
         # The time on self._clock before which no flush is to start.
@@ -238,13 +220,14 @@ class Hub:
         *,
         resume_after: int | None = None,
         lazy: bool = False,
+        wire: WireFormat | None = None,
     ) -> Member:
         """Admit a member under ``raw_name``, in ``room``; queue its welcome and join event.
 
         With ``resume_after``, the welcome carries no history; instead every event of the
         room (and every private message of the member) with a higher id follows it as an
         ordinary frame, then the live stream, starting with the member's join: no gap, no
-        duplicate.
+        duplicate. ``wire`` is the member's wire format when it is not NDJSON.
 
         Raises:
             ProtocolError: ``invalid_name`` or ``name_taken``; nothing changes then.
@@ -252,7 +235,7 @@ class Hub:
         name = check_name(raw_name)
         keys = name_keys(name)
         self._check_free(keys, None)
-        member = Member(name=name, outbox=outbox, keys=keys, lazy=lazy)
+        member = Member(name=name, outbox=outbox, keys=keys, lazy=lazy, wire=wire)
         for key in keys:
             self._by_key[key] = member
         room = self._room_names.setdefault(room.casefold(), room)
@@ -268,9 +251,16 @@ class Hub:
             gap=gap,
             lazy_members_above=self.lazy_members_above if lazy else None,
         )
-        self._queue_reply(
-            member, self._encode_welcome(welcome, with_history=resume_after is None), replay
-        )
+        with_history = resume_after is None
+        encoded = self._encode_welcome(welcome, with_history=with_history)
+        if wire is not None:
+            # Spliced only in the NDJSON bytes; another format may need the lists.
+            welcome = dataclasses.replace(
+                welcome,
+                members=tuple(self.members(room)),
+                history=self._recent(room) if with_history else (),
+            )
+        self._queue_reply(member, welcome, encoded, replay)
         self._publish(join_event)
         return member
 
@@ -302,7 +292,7 @@ class Hub:
             gap=gap,
             lazy_members_above=self.lazy_members_above if member.lazy else None,
         )
-        self._queue_reply(member, encode(joined), replay)
+        self._queue_reply(member, joined, encode(joined), replay)
         self._publish(join_event)
         return room
 
@@ -463,6 +453,7 @@ class Hub:
             member.rooms.clear()
         self._by_key.clear()
         self._rooms.clear()
+        self._foreign.clear()
         self._big_rooms.clear()
         self._names_wire.clear()
 
@@ -587,6 +578,8 @@ class Hub:
             )
         member.rooms[room] = join_event.id
         self._rooms.setdefault(room, {})[member] = None
+        if member.wire is not None:
+            self._foreign.setdefault(room, {})[member] = None
         names = self._names_wire.get(room)
         if names is not None:
             if names:
@@ -594,11 +587,26 @@ class Hub:
             names += _json_string(member.name)
         return history, replay, gap, join_event
 
-    def _queue_reply(self, member: Member, first: bytes, replay: list[Event]) -> None:
-        """Queue ``first`` (its encoded welcome or joined) and the replay for ``member``."""
-        member.replies.append(first)
-        member.replies.extend(encode(event) for event in replay)
+    def _queue_reply(
+        self, member: Member, first: Welcome | Joined, encoded: bytes, replay: list[Event]
+    ) -> None:
+        """Queue ``first`` (its welcome or joined; ``encoded``: its NDJSON bytes) and the
+        replay for ``member``, in the member's wire format."""
+        wire = member.wire
+        if wire is None:
+            member.replies.append(encoded)
+            member.replies.extend(encode(event) for event in replay)
+        else:
+            member.replies.append(wire.encode_reply(first, encoded))
+            member.replies.extend(wire.encode_event(event, encode(event)) for event in replay)
         self._pending_replies.append(member)
+
+    def _send_reply_now(self, member: Member, frame: ServerFrame, encoded: bytes) -> None:
+        wire = member.wire
+        if wire is None:
+            member.outbox.send(encoded)
+        else:
+            member.outbox.send(wire.frame(wire.encode_reply(frame, encoded)))
 
     def _remove_from_room(self, member: Member, room: str) -> None:
         del member.rooms[room]
@@ -608,6 +616,11 @@ class Hub:
             room_members.pop(member, None)
             if not room_members:
                 del self._rooms[room]
+        foreign = self._foreign.get(room)
+        if foreign is not None:
+            foreign.pop(member, None)
+            if not foreign:
+                del self._foreign[room]
 
     def _recent(self, room: str) -> tuple[Event, ...]:
         history = self._history.get(room)
@@ -723,7 +736,7 @@ class Hub:
         self._replies_handle = None
         waiting = self._pending_replies
         self._pending_replies = []
-        _send_all(_take_replies(waiting))
+        send_all(take_replies(waiting))
 
     def _flush_after_reads(self) -> None:
         # One more loop iteration first: its select() does not wait, and whatever
@@ -754,18 +767,25 @@ class Hub:
                     # A sink reports its own failures loudly; the chat goes on regardless.
                     log.exception("event sink %r failed", sink)
 
-        outgoing = _take_replies(waiting_replies)
+        outgoing = take_replies(waiting_replies)
         if batch:
             first_room = batch[0][0].room
             if first_room and all(
                 event.room == first_room and not also for event, _, also in batch
             ):
-                self._send_one_room(first_room, batch, outgoing)
+                send_one_room(
+                    first_room,
+                    self._rooms.get(first_room),
+                    self._foreign.get(first_room),
+                    first_room in self._big_rooms,
+                    batch,
+                    outgoing,
+                )
                 rooms = {first_room}
             else:
-                self._fan_out_in_order(batch, outgoing)
+                fan_out_in_order(self._rooms, self._big_rooms, batch, outgoing)
                 rooms = {event.room for event, _, _ in batch if event.room}
-        _send_all(outgoing)
+        send_all(outgoing)
         if batch:
             self._update_big_rooms(rooms)
 
@@ -782,80 +802,7 @@ class Hub:
                 self._big_rooms.discard(room)
                 lazy = [member for member in room_members if member.lazy]
                 if lazy:
-                    names = encode(Members(room=room, members=tuple(self.members(room))))
+                    frame = Members(room=room, members=tuple(self.members(room)))
+                    names = encode(frame)
                     for member in lazy:
-                        member.outbox.send(names)
-
-    def _send_one_room(
-        self,
-        room: str,
-        batch: list[tuple[Event, bytes, tuple[Member, ...]]],
-        outgoing: dict[Member, list[bytes]],
-    ) -> None:
-        """The hot path: one room's events, joined once, the same bytes to every member.
-
-        Sends as it goes, instead of collecting a list per member and sending in a second
-        pass: at hundreds of members that bookkeeping costs as much as the hub's share of
-        the send. A member with a pending reply (its welcome) gets it in the same write,
-        first; ``outgoing`` keeps only the replies of members outside this room.
-        """
-        room_members = self._rooms.get(room)
-        if not room_members:
-            return
-        first_id = batch[0][0].id
-        shared = b"".join([payload for _, payload, _ in batch])
-        big = room in self._big_rooms
-        quiet: bytes | None = None  # the batch without joins and leaves, for lazy members
-        # Who the batch's joins and leaves are about: a lazy member keeps its own.
-        named = {event.name for event, _, _ in batch if _is_presence(event)} if big else set()
-        # A copy: a send that drops a slow reader takes it out of the room.
-        for member in tuple(room_members):
-            since = member.rooms.get(room)
-            if since is None:
-                continue
-            lazy = big and member.lazy
-            if not lazy and since <= first_id:
-                chunk = shared
-            elif lazy and since < first_id and member.name not in named:
-                if quiet is None:
-                    quiet = b"".join(
-                        [payload for event, payload, _ in batch if not _is_presence(event)]
-                    )
-                chunk = quiet
-            else:
-                # Joined during this batch (its stream starts at its own join event), or
-                # lazy with its own join or leave in it (kept; others' are not).
-                chunk = b"".join(
-                    [
-                        payload
-                        for event, payload, _ in batch
-                        if event.id >= since
-                        and not (lazy and _is_presence(event) and event.name != member.name)
-                    ]
-                )
-            replies = outgoing.pop(member, None) if outgoing else None
-            if replies is not None:
-                replies.append(chunk)
-                chunk = b"".join(replies)
-            if chunk:
-                member.outbox.send(chunk)
-
-    def _fan_out_in_order(
-        self,
-        batch: list[tuple[Event, bytes, tuple[Member, ...]]],
-        outgoing: dict[Member, list[bytes]],
-    ) -> None:
-        """Several rooms or private deliveries: each member gets its events in id order."""
-        for event, payload, also in batch:
-            room_members = self._rooms.get(event.room, {}) if event.room else {}
-            lazy_skip = (
-                event.name if _is_presence(event) and event.room in self._big_rooms else None
-            )
-            for member in room_members:
-                if member.rooms[event.room] <= event.id:
-                    if member.lazy and lazy_skip is not None and lazy_skip != member.name:
-                        continue
-                    outgoing.setdefault(member, []).append(payload)
-            for member in also:
-                if member not in room_members:
-                    outgoing.setdefault(member, []).append(payload)
+                        self._send_reply_now(member, frame, names)

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from chatroom.framing import ErrorCode, ProtocolError
 from chatroom.history import MAX_HISTORY_PAGE
-from chatroom.hub import Hub, Member, Outbox
+from chatroom.hub import Hub, Member, Outbox, WireFormat
 from chatroom.limits import FLOOD_BURST, FLOOD_RATE_PER_S, TokenBucket
 from chatroom.protocol import (
     PROTOCOL_VERSION,
@@ -86,6 +86,9 @@ class SessionLimits:
 
 class Link(Protocol):
     """What a session needs of the connection that carries it."""
+
+    # The wire format the hub writes this member's events in; None: NDJSON.
+    wire: WireFormat | None
 
     def send_reply(self, frame: Reply) -> None:
         """Send ``frame`` to this peer alone, at once, in the transport's wire format."""
@@ -330,7 +333,11 @@ class Session:
             self.deadline = now + limits.auth_failure_delay_s
             return
         self.member = self._hub.join(
-            hello.name, self._outbox, resume_after=hello.resume_after, lazy=hello.lazy_members
+            hello.name,
+            self._outbox,
+            resume_after=hello.resume_after,
+            lazy=hello.lazy_members,
+            wire=self._link.wire,
         )
         self.ping_sent_at = None
         self.deadline = now + limits.ping_interval_s

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from chatroom.framing import ErrorCode, FrameDecoder, ProtocolError
-from chatroom.hub import Hub
+from chatroom.hub import Hub, WireFormat
 from chatroom.limits import FLOOD_STRIKES, ConnectionCounter, SendQBound, TokenBucket
 from chatroom.protocol import (
     Bye,
@@ -42,6 +42,8 @@ LIMITS = SessionLimits(
 
 class FakeLink:
     """A transport that records: replies, events the hub wrote, pauses and the close."""
+
+    wire: WireFormat | None = None
 
     def __init__(self) -> None:
         self.replies: list[Reply] = []

@@ -13,6 +13,7 @@ import os
 from typing import TYPE_CHECKING, cast
 
 from chatroom.framing import FrameDecoder, ProtocolError
+from chatroom.hub import WireFormat
 from chatroom.limits import SendQBound
 from chatroom.protocol import LeaveReason, encode, parse_client_frame
 from chatroom.session import Reply, Session
@@ -130,6 +131,9 @@ class NdjsonConnection(asyncio.BufferedProtocol):
         "session",
         "transport",
     )
+
+    # The hub's own bytes: events go out exactly as it encoded them.
+    wire: WireFormat | None = None
 
     def __init__(self, server: ChatServer) -> None:
         self.server = server
