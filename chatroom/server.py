@@ -32,7 +32,6 @@ from chatroom.limits import (
 from chatroom.names import load_look_alikes
 from chatroom.protocol import MAX_TEXT_CHARS, Error
 from chatroom.session import (
-    AUTH_FAILURE_DELAY_S,
     HANDSHAKE_TIMEOUT_S,
     PING_INTERVAL_S,
     PING_TIMEOUT_S,
@@ -64,8 +63,9 @@ SHUTDOWN_DRAIN_S = 2.0
 
 
 @dataclass
-class ServerConfig:
-    """Everything a server needs; every field has the documented default."""
+class ServerConfig(SessionLimits):
+    """Everything a server needs; every field has the documented default. The
+    session's limits (rate, deadlines, password) are inherited from SessionLimits."""
 
     host: str = "0.0.0.0"
     port: int = 5000
@@ -74,18 +74,11 @@ class ServerConfig:
     max_sendq_bytes: int = MAX_SENDQ_BYTES
     soft_sendq_bytes: int = SOFT_SENDQ_BYTES
     soft_sendq_grace_s: float = SOFT_SENDQ_GRACE_S
-    flood_rate: float = FLOOD_RATE_PER_S
-    flood_burst: int = FLOOD_BURST
-    handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S
-    ping_interval_s: float = PING_INTERVAL_S
-    ping_timeout_s: float = PING_TIMEOUT_S
     max_connections: int = MAX_CONNECTIONS
     max_per_ip: int = MAX_CONNECTIONS_PER_IP
     # Loopback peers (local bots, an SSH tunnel's end) share one address by nature, so
     # the per-address limit skips them unless told otherwise.
     exempt_loopback: bool = True
-    password: str | None = None
-    auth_failure_delay_s: float = AUTH_FAILURE_DELAY_S
     history_events: int = DEFAULT_HISTORY_EVENTS
     lazy_members_above: int = LAZY_MEMBERS_ABOVE
     history_store: HistoryStore | None = None
@@ -116,15 +109,7 @@ class ChatServer:
             first_id=config.first_event_id,
             lazy_members_above=config.lazy_members_above,
         )
-        self.session_limits = SessionLimits(
-            flood_rate=config.flood_rate,
-            flood_burst=config.flood_burst,
-            handshake_timeout_s=config.handshake_timeout_s,
-            ping_interval_s=config.ping_interval_s,
-            ping_timeout_s=config.ping_timeout_s,
-            password=config.password,
-            auth_failure_delay_s=config.auth_failure_delay_s,
-        )
+        self.session_limits: SessionLimits = config
         self._server: asyncio.Server | None = None
         self._connections: set[Connection] = set()
         self._counter = ConnectionCounter(

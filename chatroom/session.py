@@ -71,7 +71,7 @@ LOG_TEXT_CHARS = 80
 Reply = Error | Members | Ping | Pong | History | Rooms
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass
 class SessionLimits:
     """The per-member limits a session enforces; every field has the documented default."""
 
