@@ -652,7 +652,7 @@ def labels(app: ChatApp) -> list[str]:
 
 def shown_in(app: ChatApp, label: str, text: str) -> bool:
     """Whether the pane of ``label`` has an entry containing ``text``."""
-    return any(text in entry.text.plain for entry in conversation(app, label).pane.entries)
+    return any(text in entry.text.plain for entry in app.pane_of(conversation(app, label)).entries)
 
 
 async def joined_room(pilot: Pilot[Any], room: str) -> None:
@@ -993,7 +993,7 @@ async def test_reconnect_rejoins_rooms_and_resumes_each(chat_server: RunningServ
         await pilot.press("ctrl+r")
         await until(pilot, lambda: shown_in(app, "#dev", "are back in #dev"), "rejoining")
         assert joined[-1].resumed and joined[-1].room == "dev"
-        texts = [entry.text.plain for entry in conversation(app, "#dev").pane.entries]
+        texts = [entry.text.plain for entry in app.pane_of(conversation(app, "#dev")).entries]
         assert sum("bob: before" in t for t in texts) == 1
         assert sum("bob: while you were away" in t for t in texts) == 1
         away = next(i for i, t in enumerate(texts) if "while you were away" in t)
@@ -1039,7 +1039,7 @@ async def test_server_restart_resumes_rooms_from_the_store(
         await pilot.press("ctrl+r")
         await until(pilot, lambda: shown_in(app, "#dev", "are back in #dev"), "rejoining")
         await until(pilot, lambda: shown_in(app, "#lobby", "are back in #lobby"), "the lobby")
-        texts = [entry.text.plain for entry in conversation(app, "#dev").pane.entries]
+        texts = [entry.text.plain for entry in app.pane_of(conversation(app, "#dev")).entries]
         assert sum("bob: before the restart" in t for t in texts) == 1
         assert sum("bob: after the restart" in t for t in texts) == 1
         await bob2.close()
@@ -1284,7 +1284,7 @@ async def test_rate_limited_joins_are_retried(start_server: StartServer) -> None
         assert not any(
             "cannot join" in entry.text.plain
             for c in app.convs.values()
-            for entry in c.pane.entries
+            for entry in app.pane_of(c).entries
         )
 
 

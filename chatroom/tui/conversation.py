@@ -1,39 +1,28 @@
-"""Rooms and private conversations: what the app keeps for each, and how events read.
+"""Rooms and private conversations: what the client keeps for each, and what it sends.
 
-Each entry of the room list is a :class:`Conversation` with its own pane, members, topic,
-unread counts and resume cursor. The functions here turn events into pane entries; they
-touch no widget state, so the same rendering serves live events, history and older pages.
+Each entry of the room list is a :class:`Conversation` with its members, topic, unread
+counts and resume cursor; :class:`Outgoing` and :class:`Request` are what waits to go to
+the server. Plain data, no Textual: the app keeps the pane that shows each conversation.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
-
-from rich.text import Text
 
 from chatroom import protocol
-from chatroom.text import inert, name_colour
-from chatroom.tui.widgets import MessagePane, PaneEntry
+from chatroom.text import inert
 
 __all__ = [
-    "HISTORY_FOLD_RUN",
     "Conversation",
-    "day_rule",
-    "event_entry",
-    "history_entries",
-    "local_time",
+    "Outgoing",
+    "Request",
+    "answers",
     "mention_pattern",
     "private_key",
     "room_key",
 ]
-
-# Longer runs of joins and leaves in history fold into one line: a busy server's history
-# is otherwise a screenful of comings and goings.
-HISTORY_FOLD_RUN = 4
 
 
 def _fold(name: str) -> str:
@@ -50,15 +39,22 @@ def private_key(name: str) -> str:
     return "@" + _fold(name)
 
 
+def mention_pattern(me: str | None, text: str) -> re.Pattern[str] | None:
+    """The pattern of ``me`` as a word in ``text``, or None when ``text`` does not name me."""
+    if not me:
+        return None
+    pattern = re.compile(rf"(?<!\w){re.escape(inert(me))}(?!\w)", re.IGNORECASE)
+    return pattern if pattern.search(inert(text, keep_newlines=True)) else None
+
+
 @dataclass(eq=False)
 class Conversation:
-    """A room the app is in, or a private conversation, with the pane that shows it."""
+    """A room the app is in, or a private conversation (the app keeps the pane that shows it)."""
 
     key: str
     #: The room's name as stored, or the other person's name.
     name: str
     private: bool
-    pane: MessagePane
     members: list[str] = field(default_factory=list)
     #: The server leaves out others' joins and leaves above this many members (we ask it
     #: to: hello.lazy_members); the list is then as of ``members_at`` (HH:MM).
@@ -80,9 +76,10 @@ class Conversation:
     mentions: int = 0
     #: A page of older events was asked for and has not come.
     paging: bool = False
+    #: The oldest event shown when that page was asked for: the page keeps what is older.
+    page_before: int | None = None
     #: The server said there is nothing older.
     history_done: bool = False
-    last_day: date = field(default_factory=lambda: datetime.now().astimezone().date())
 
     @property
     def label(self) -> str:
@@ -94,135 +91,69 @@ class Conversation:
         """The ``room`` of a history request for it: private pages are ``@name``."""
         return "@" + self.name if self.private else self.name
 
-
-def local_time(ts: str) -> datetime | None:
-    """A wire timestamp in local time, or None if it is not one."""
-    try:
-        return datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone()
-    except ValueError:
-        return None
+    @property
+    def snapshot(self) -> bool:
+        """Over the lazy threshold the server sends no joins and leaves: a snapshot."""
+        return self.lazy_above is not None and len(self.members) > self.lazy_above
 
 
-def _clock(ts: str) -> Text:
-    moment = local_time(ts)
-    return Text(moment.strftime("%H:%M") if moment else inert(ts[11:16]), "dim")
+@dataclass
+class Outgoing:
+    """A message typed and not yet acknowledged (its echo has not come back)."""
 
+    text: str
+    nonce: str
+    to: str | None = None
+    action: bool = False
+    room: str = protocol.DEFAULT_ROOM
+    #: The conversation it was typed in, when that is not where it goes (a /msg).
+    origin: str | None = None
+    sent: bool = field(default=False, compare=False)
 
-def _name(name: str) -> tuple[str, str]:
-    """A name as a ``Text.assemble`` part: inert, bold, in its colour."""
-    return inert(name), f"bold {name_colour(name)}"
-
-
-def mention_pattern(me: str | None, text: str) -> re.Pattern[str] | None:
-    """The pattern of ``me`` as a word in ``text``, or None when ``text`` does not name me."""
-    if not me:
-        return None
-    pattern = re.compile(rf"(?<!\w){re.escape(inert(me))}(?!\w)", re.IGNORECASE)
-    return pattern if pattern.search(inert(text, keep_newlines=True)) else None
-
-
-def day_rule(day: date) -> PaneEntry:
-    """The rule that starts a new day in a pane."""
-    return PaneEntry(Text(""), Text(day.strftime("%A %d %B %Y"), style="dim"), rule=True, day=day)
-
-
-def event_entry(event: protocol.Event, me: str | None, *, history: bool = False) -> PaneEntry:
-    """One event as a pane entry; ``history`` dims it and never marks it as a mention."""
-    clock = _clock(event.ts)
-    entry: PaneEntry
-    match event:
-        case (
-            protocol.Message(sender=sender, text=text, action=action)
-            | protocol.Dm(sender=sender, text=text, action=action)
-        ):
-            parts: list[Text | tuple[str, str] | str] = [clock, " "]
-            if isinstance(event, protocol.Dm):
-                parts += [("private ", "bold magenta"), _name(sender), " → ", _name(event.to)]
-            else:
-                parts.append(_name(sender))
-            parts.append(" " if action else ": ")
-            if action:
-                parts.insert(2, "* ")
-            body = Text(inert(text, keep_newlines=True), style="italic" if action else "")
-            mention = mention_pattern(me, text) if sender != me else None
-            if mention is not None:
-                body.highlight_regex(mention, "bold underline")
-            entry = PaneEntry(Text.assemble(*parts), body, mention=bool(mention) and not history)
-        case protocol.Join(name=name):
-            entry = PaneEntry(
-                Text.assemble(clock, " "),
-                Text.assemble(("→ ", "green"), (inert(name), name_colour(name)), " joined"),
+    def frame(self) -> protocol.Say | protocol.DmRequest:
+        """The request that sends it (the same nonce every time: resends are exactly-once)."""
+        if self.to is not None:
+            return protocol.DmRequest(
+                to=self.to, text=self.text, nonce=self.nonce, action=self.action
             )
-            entry.body.stylize("dim")
-        case protocol.Leave(name=name, reason=reason):
-            why = "the server is shutting down" if reason == "shutdown" else inert(reason)
-            entry = PaneEntry(
-                Text.assemble(clock, " "),
-                Text.assemble(("← ", "red"), (inert(name), name_colour(name)), f" left ({why})"),
+        return protocol.Say(text=self.text, nonce=self.nonce, room=self.room, action=self.action)
+
+    def label(self, current: str) -> str:
+        """How the pending list shows it (untrusted parts are made inert by the view)."""
+        text = f"* {self.text}" if self.action else self.text
+        if self.to is not None:
+            return f"→ {self.to}: {text}"
+        return text if room_key(self.room) == current else f"#{self.room}: {text}"
+
+
+@dataclass(eq=False)
+class Request:
+    """A request other than a message, waiting for its answer (or its error)."""
+
+    frame: protocol.ClientFrame
+    #: Made by the app (a rejoin, a page of history), not typed.
+    automatic: bool = False
+
+
+def answers(frame: protocol.ServerFrame, request: protocol.ClientFrame, me: str | None) -> bool:
+    """Whether ``frame`` is the server's answer to ``request`` (errors aside)."""
+    match request, frame:
+        case protocol.JoinRequest(room=room), protocol.Joined(room=got):
+            return room_key(room) == room_key(got)
+        case protocol.Part(room=room), protocol.Leave(room=got, name=name, reason=reason):
+            return (
+                name == me
+                and reason == protocol.LeaveReason.PART
+                and (room_key(room) == room_key(got))
             )
-            entry.body.stylize("dim")
-        case protocol.Nick(old=old, new=new):
-            entry = PaneEntry(
-                Text.assemble(clock, " "),
-                Text.assemble(
-                    (inert(old), name_colour(old)),
-                    " is now known as ",
-                    (inert(new), name_colour(new)),
-                ),
-            )
-            entry.body.stylize("dim")
-        case protocol.Topic(sender=sender, text=text):
-            entry = PaneEntry(
-                Text.assemble(clock, " "),
-                Text.assemble(_name(sender), " set the topic: ", (inert(text), "italic")),
-            )
-    entry.event_id = event.id
-    if history:
-        entry.prefix.stylize("dim")
-        entry.body.stylize("dim")
-    return entry
-
-
-def _fold_entry(run: Sequence[protocol.Event]) -> PaneEntry:
-    joins = sum(isinstance(e, protocol.Join) for e in run)
-    summary = f"{joins} joins and {len(run) - joins} leaves"
-    entry = PaneEntry(Text.assemble(_clock(run[-1].ts), " "), Text(summary, "dim italic"))
-    entry.event_id = run[0].id
-    return entry
-
-
-def history_entries(
-    events: Sequence[protocol.Event], me: str | None, last_day: date | None
-) -> tuple[list[PaneEntry], date | None]:
-    """Past events as dim entries, with day rules where the day changes after
-    ``last_day`` (None: before the first event too); long runs of joins and leaves fold
-    into one line. Returns the entries and the last day seen."""
-    entries: list[PaneEntry] = []
-    run: list[protocol.Event] = []
-
-    def dated(event: protocol.Event) -> None:
-        nonlocal last_day
-        moment = local_time(event.ts)
-        if moment is not None and moment.date() != last_day:
-            last_day = moment.date()
-            entries.append(day_rule(last_day))
-
-    def flush_run() -> None:
-        if len(run) > HISTORY_FOLD_RUN:
-            dated(run[0])
-            entries.append(_fold_entry(run))
-        else:
-            for event in run:
-                dated(event)
-                entries.append(event_entry(event, me, history=True))
-        run.clear()
-
-    for event in events:
-        if isinstance(event, protocol.Join | protocol.Leave):
-            run.append(event)
-            continue
-        flush_run()
-        dated(event)
-        entries.append(event_entry(event, me, history=True))
-    flush_run()
-    return entries, last_day
+        case protocol.TopicRequest(room=room), protocol.Topic(room=got, sender=sender):
+            return sender == me and room_key(room) == room_key(got)
+        case protocol.Who(room=room), protocol.Members(room=got):
+            return room_key(room) == room_key(got)
+        case protocol.RoomsRequest(), protocol.Rooms():
+            return True
+        case protocol.HistoryRequest(room=room), protocol.History(room=got):
+            return room == got
+        case protocol.NickRequest(), protocol.Nick(old=old):
+            return old == me
+    return False

@@ -11,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import ClassVar
 
 from rich.console import RenderableType
@@ -97,6 +97,8 @@ class MessagePane(RichLog):
         # Not a bounded deque: older pages are added at the left, and a full deque would
         # drop the newest entries to make room for them.
         self.entries: deque[PaneEntry] = deque()
+        #: The day live entries belong to: a new one starts with a day rule.
+        self.last_day: date = datetime.now().astimezone().date()
         self._render_width = 0
         self._reflowing = False
         self.can_focus = False
