@@ -7,6 +7,11 @@ commands, renders the changes it records, and keeps one pane per conversation (i
 ``ContentSwitcher``) with the room list beside it to switch between them.
 """
 
+# Over 700 lines because a Textual app is one class: its bindings, actions, message
+# handlers, the command dispatch of typed lines and the rendering of each model change
+# are all methods of it. The state, the connection loop, event rendering and the app's
+# own texts already live in model.py, connection.py, entries.py and notices.py.
+
 from __future__ import annotations
 
 import contextlib
@@ -32,35 +37,7 @@ from textual.widgets import ContentSwitcher, Footer, Input
 from chatroom import __version__, protocol
 from chatroom.client import ClientConnection, ConnectionClosed
 from chatroom.text import inert
-from chatroom.tui import commands, notices
-from chatroom.tui.changes import (
-    Added,
-    Change,
-    Closed,
-    CurrentUpdated,
-    Echoed,
-    Gap,
-    HistoryShown,
-    Left,
-    MembersChanged,
-    MembersListed,
-    Mentioned,
-    NameChanged,
-    OlderShown,
-    OwnJoin,
-    PendingChanged,
-    RateLimited,
-    RejoinFailed,
-    RequestFailed,
-    RoomsChanged,
-    RoomsListed,
-    SendRefused,
-    ServerNotice,
-    Shown,
-    Switched,
-    TopicChanged,
-    Unsent,
-)
+from chatroom.tui import changes, commands, notices
 from chatroom.tui.connection import (
     JOIN_TIMEOUT_S,
     RECONNECT_INITIAL_S,
@@ -472,7 +449,7 @@ class ChatApp(App[int]):
                 await self._ask(protocol.TopicRequest(room=conv.name, text=text))
                 return
             case commands.ShowTopic():
-                self._show_topic(conv)
+                self._notice(notices.topic(conv))
                 return
             case commands.Bell(on=on_):
                 self._set_bell(on_)
@@ -487,16 +464,7 @@ class ChatApp(App[int]):
                 self._notice(Text.assemble("usage: ", (hint, "bold")))
                 return
             case commands.Unknown(name=name):
-                self._notice(
-                    Text.assemble(
-                        (f"/{inert(name)}", "bold"),
-                        " is not a command (not sent). ",
-                        ("/help", "bold"),
-                        " lists them; ",
-                        (f"//{inert(name)}", "bold"),
-                        " sends it as a message.",
-                    )
-                )
+                self._notice(notices.unknown_command(name))
                 return
             case commands.Empty():
                 return
@@ -553,33 +521,10 @@ class ChatApp(App[int]):
         else:
             await self._ask(protocol.Who(room=conv.name))
 
-    def _show_topic(self, conv: Conversation) -> None:
-        if conv.private:
-            self._notice(Text("a private conversation has no topic"))
-        elif conv.topic:
-            self._notice(
-                Text.assemble(f"topic of #{inert(conv.name)}: ", (inert(conv.topic), "italic"))
-            )
-        else:
-            self._notice(
-                Text.assemble(
-                    f"#{inert(conv.name)} has no topic; ", bold("/topic TEXT"), " sets one"
-                )
-            )
-
     def _set_bell(self, on_: bool | None) -> None:
         if on_ is not None:
             self.bell_on = on_
-        if self.bell_on:
-            self._notice(
-                Text.assemble(
-                    "the bell rings on mentions and private messages; ",
-                    bold("/bell off"),
-                    " stops it",
-                )
-            )
-        else:
-            self._notice(Text.assemble("the bell is off; ", bold("/bell on"), " turns it on"))
+        self._notice(notices.bell(self.bell_on))
 
     # ------------------------------------------------------------------ conversations
 
@@ -703,18 +648,18 @@ class ChatApp(App[int]):
         for change in self.model.take_changes():
             self._render_change(change)
 
-    def _render_change(self, change: Change) -> None:
+    def _render_change(self, change: changes.Change) -> None:
         me = self.joined_name
         match change:
-            case Added(conv=conv):
+            case changes.Added(conv=conv):
                 pane = self._new_pane(conv)
                 pane.display = False
                 self.switcher.mount(pane)
                 self._watch_pane(pane)
                 self._show_rooms()
-            case Closed(conv=conv):
+            case changes.Closed(conv=conv):
                 self.panes.pop(conv).remove()
-            case Switched(conv=conv):
+            case changes.Switched(conv=conv):
                 pane = self.panes[conv]
                 if self.switcher.current != pane.id:
                     self.switcher.current = pane.id
@@ -722,33 +667,33 @@ class ChatApp(App[int]):
                 self._show_current()
                 with contextlib.suppress(KeyError):
                     self.room_list.scroll_to_widget(self.room_list.entry(conv.key), animate=False)
-            case CurrentUpdated():
+            case changes.CurrentUpdated():
                 self._show_current()
-            case RoomsChanged():
+            case changes.RoomsChanged():
                 self._show_rooms()
-            case MembersChanged(conv=conv) if conv is self.current:
+            case changes.MembersChanged(conv=conv) if conv is self.current:
                 self._show_members()
-            case TopicChanged(conv=conv) if conv is self.current:
+            case changes.TopicChanged(conv=conv) if conv is self.current:
                 self.status.topic = conv.topic
                 self.status.redraw()
-            case PendingChanged():
+            case changes.PendingChanged():
                 self._show_pending()
-            case NameChanged(name=name):
+            case changes.NameChanged(name=name):
                 self.chat_name = self.status.who = name
                 self.status.redraw()
-            case Mentioned():
+            case changes.Mentioned():
                 self._ring()
-            case Shown(conv=conv, event=event) if conv in self.panes:
+            case changes.Shown(conv=conv, event=event) if conv in self.panes:
                 self._show_event(conv, event)
-            case Echoed(conv=conv, event=event) if conv in self.panes:
+            case changes.Echoed(conv=conv, event=event) if conv in self.panes:
                 self.panes[conv].add(event_entry(event, me))
-            case OwnJoin(conv=conv, event=event):
+            case changes.OwnJoin(conv=conv, event=event):
                 verb = "joined" if conv.joins == 1 else "are back in"
                 clock = local_time(event.ts)
                 when = clock.strftime("%H:%M") if clock else ""
                 said = f"you {verb} #{inert(conv.name)} as {inert(event.name)} · {when}"
                 self._rule(conv, Text(said, "dim")).event_id = event.id
-            case HistoryShown(conv=conv, events=events, again=again):
+            case changes.HistoryShown(conv=conv, events=events, again=again):
                 label = "while you were away" if again else "earlier messages"
                 self._rule(conv, Text(label, style="dim"))
                 pane = self.panes[conv]
@@ -757,21 +702,23 @@ class ChatApp(App[int]):
                     pane.add(entry)
                 if day is not None:
                     pane.last_day = day
-            case OlderShown(conv=conv, events=events, beginning=beginning) if conv in self.panes:
+            case changes.OlderShown(conv=conv, events=events, beginning=beginning) if (
+                conv in self.panes
+            ):
                 entries, _ = history_entries(events, me, None)
                 if beginning:
                     entries.insert(
                         0, PaneEntry(Text(""), Text("beginning of history", style="dim"), rule=True)
                     )
                 self.panes[conv].prepend(entries)
-            case Gap(conv=conv):
+            case changes.Gap(conv=conv):
                 self._notice_in(
                     conv,
                     Text("some events from while you were away are no longer stored", "yellow"),
                 )
-            case Left(conv=conv):
+            case changes.Left(conv=conv):
                 self._notice(Text.assemble("you left ", (f"#{inert(conv.name)}", "bold")))
-            case Unsent(item=item):
+            case changes.Unsent(item=item):
                 self._notice(
                     Text.assemble(
                         ("not sent ", "bold red"),
@@ -779,26 +726,26 @@ class ChatApp(App[int]):
                         inert(item.text),
                     )
                 )
-            case SendRefused(item=item, code=code, text=text):
+            case changes.SendRefused(item=item, code=code, text=text):
                 self._notice(Text.assemble(("not sent: ", "bold red"), inert(text or code)))
                 self._give_back(item)
-            case RateLimited():
+            case changes.RateLimited():
                 self._cancel_resend()
                 self._resend_timer = self.set_timer(RATE_LIMIT_RETRY_S, self._resend)
-            case RequestFailed(where=where, request=request, code=code, text=text):
+            case changes.RequestFailed(where=where, request=request, code=code, text=text):
                 if where in self.panes:
                     self._notice_in(where, notices.request_failed(request.frame, code, text))
-            case RejoinFailed(conv=conv, code=code, text=text):
+            case changes.RejoinFailed(conv=conv, code=code, text=text):
                 self._notice_in(conv, notices.rejoin_failed(conv.name, code, text))
-            case ServerNotice(code=code, text=text):
+            case changes.ServerNotice(code=code, text=text):
                 self._notice(
                     Text.assemble(
                         ("server: ", "bold red"), inert(text or code), (f" ({inert(code)})", "dim")
                     )
                 )
-            case MembersListed(where=where, room=room, members=members):
+            case changes.MembersListed(where=where, room=room, members=members):
                 self._notice_in(where, notices.members_listing(room, members))
-            case RoomsListed(rooms=rooms):
+            case changes.RoomsListed(rooms=rooms):
                 self._notice(notices.rooms_listing(rooms, self.model.in_room))
 
     def _give_back(self, unsent: Outgoing) -> None:

@@ -17,6 +17,7 @@ from chatroom.tui import commands
 from chatroom.tui.conversation import Conversation
 
 __all__ = [
+    "bell",
     "bold",
     "help_text",
     "lazy_note",
@@ -24,6 +25,8 @@ __all__ = [
     "rejoin_failed",
     "request_failed",
     "rooms_listing",
+    "topic",
+    "unknown_command",
 ]
 
 _KEYS = (
@@ -132,4 +135,34 @@ def rejoin_failed(room: str, code: str, text: str) -> Text:
         (f"could not rejoin #{inert(room)}: ", "bold red"),
         reason,
         (f"  /join {inert(room)} tries again", "dim"),
+    )
+
+
+def topic(conv: Conversation) -> Text:
+    """The answer to /topic without text: the topic, or how to set one."""
+    if conv.private:
+        return Text("a private conversation has no topic")
+    if conv.topic:
+        return Text.assemble(f"topic of #{inert(conv.name)}: ", (inert(conv.topic), "italic"))
+    return Text.assemble(f"#{inert(conv.name)} has no topic; ", bold("/topic TEXT"), " sets one")
+
+
+def bell(on: bool) -> Text:
+    """What /bell says: whether the bell rings, and how to change that."""
+    if on:
+        return Text.assemble(
+            "the bell rings on mentions and private messages; ", bold("/bell off"), " stops it"
+        )
+    return Text.assemble("the bell is off; ", bold("/bell on"), " turns it on")
+
+
+def unknown_command(name: str) -> Text:
+    """A /word that is no command: not sent, and how to send it anyway."""
+    return Text.assemble(
+        (f"/{inert(name)}", "bold"),
+        " is not a command (not sent). ",
+        ("/help", "bold"),
+        " lists them; ",
+        (f"//{inert(name)}", "bold"),
+        " sends it as a message.",
     )
