@@ -196,6 +196,19 @@ def _server_parser() -> argparse.ArgumentParser:
     )
     access.add_argument("--tls-cert", type=Path, metavar="FILE", help="serve TLS with this cert")
     access.add_argument("--tls-key", type=Path, metavar="FILE", help="the certificate's key")
+    access.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a web page origin besides this server's own that may open the chat "
+        "WebSocket, e.g. https://chat.example.org (repeatable)",
+    )
+    access.add_argument(
+        "--no-web",
+        action="store_true",
+        help="serve no web app or WebSocket on the port: chatroom-tui and NDJSON only",
+    )
     return parser
 
 
@@ -353,6 +366,8 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         # still well inside JSON's safe integers (2**53).
         first_event_id=1 if store is not None else time.time_ns() // 1000,
         ssl_context=ssl_context,
+        web=not args.no_web,
+        allow_origins=list(args.allow_origin),
         sinks=sinks,
     )
     try:
@@ -396,8 +411,15 @@ async def _serve(config: ServerConfig, transcript: Transcript, console: object, 
     port = server.addresses[0][1]
     scheme = " --tls" if config.ssl_context else ""
     console.print(f"chatroom {__version__} is listening. People can join with:", highlight=False)
-    for address in display_addresses(config.host, port, _interface_addresses()):
-        console.print(f"    chatroom-tui {address}{scheme}", style="bold", highlight=False)
+    web = config.web and server.static_files.has_app
+    http = "https" if config.ssl_context else "http"
+    addresses = display_addresses(config.host, port, _interface_addresses())
+    width = max((len(address) for address in addresses), default=0)
+    for address in addresses:
+        line = f"    chatroom-tui {address}{scheme}"
+        if web:
+            line = f"{line:<{width + len(scheme) + 20}}  or a browser: {http}://{address}"
+        console.print(line, style="bold", highlight=False)
     console.print(f"transcript: {transcript.path.resolve()}   (tail -f it)", highlight=False)
     if config.history_store is not None:
         console.print(f"history:    {config.history_store.path}", highlight=False)

@@ -18,6 +18,7 @@ __all__ = [
     "ErrorCode",
     "FrameDecoder",
     "ProtocolError",
+    "decode_frame",
     "encode_object",
 ]
 
@@ -190,10 +191,17 @@ class FrameDecoder:
                 )
             if not line.strip():
                 continue
-            return _decode_line(line)
+            return decode_frame(line)
 
 
-def _decode_line(line: bytes) -> dict[str, Any]:
+def decode_frame(line: bytes) -> dict[str, Any]:
+    """One frame's JSON object, for the decoder and for transports whose messages are
+    frames already (a WebSocket message); the same rules and errors either way.
+
+    Raises:
+        ProtocolError: ``bad_frame`` for bytes that are not UTF-8, not JSON or not an
+            object; ``bad_request`` for text that is not valid Unicode.
+    """
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -38,6 +38,7 @@ from chatroom.session import (
     SessionLimits,
 )
 from chatroom.transports import Connection
+from chatroom.transports.http import StaticFiles
 from chatroom.transports.ndjson import READ_CHUNK_BYTES, NdjsonConnection, StreamOutbox
 
 __all__ = [
@@ -86,6 +87,10 @@ class ServerConfig(SessionLimits):
     # from the clock instead, so ids never repeat.
     first_event_id: int = 1
     ssl_context: ssl.SSLContext | None = None
+    # The web app and its WebSocket on the same port (HTTP is told apart by its first
+    # bytes), and the page origins besides the server's own that may open a WebSocket.
+    web: bool = True
+    allow_origins: list[str] = field(default_factory=list)
     sinks: list[EventSink] = field(default_factory=list)
 
 
@@ -117,6 +122,7 @@ class ChatServer:
         )
         self._closed = asyncio.Event()
         self._drained = asyncio.Event()
+        self.static_files = StaticFiles()
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -167,6 +173,11 @@ class ChatServer:
             )
         self._connections.add(conn)
         return None
+
+    def replace(self, old: Connection, new: Connection) -> None:
+        """``new`` carries on the connection ``old`` admitted, in its place."""
+        self._connections.discard(old)
+        self._connections.add(new)
 
     def forget(self, conn: Connection, host: str) -> None:
         """A connection :meth:`admit` counted in has closed."""
