@@ -48,6 +48,7 @@ export class ChatClient {
         },
         onFrame: (frame) => {
           const changes = this.store.receive(frame);
+          if (this.store.me) this.name = this.store.me; // a /nick is who we come back as
           if (changes.some((c) => c.type === "rateLimited")) this._scheduleResend();
           if (this.store.inFlight === null) this._clearRequestTimer();
           this._emit(changes);

@@ -138,6 +138,11 @@ export class Connection {
         const code = String(frame.code ?? "");
         const message = String(frame.message || code);
         this.clock.clearTimeout(this.joinTimer);
+        // The server gave up waiting while the user picks another name or a password:
+        // the question still stands, and connecting again would only ask it again.
+        if (code === "handshake_timeout" && this.refusal && NEEDS_USER.has(this.refusal.code)) {
+          return;
+        }
         this.refusal = { code, message };
         this.handlers.onRefused?.(code, message);
       }

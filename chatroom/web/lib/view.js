@@ -169,7 +169,7 @@ export class View {
       ...sorted.map((name) => {
         const item = el("li");
         item.append(nameNode(name));
-        if (name === store.me) item.append(el("span", "muted", " (you)"));
+        if (name === store.me) item.classList.add("me");
         return item;
       }),
     );
