@@ -1,0 +1,347 @@
+"""The web app in a real Chromium, driven by Playwright, against real servers.
+
+Elements are found the way a screen reader finds them: by role and accessible name, as
+the app's accessibility contract promises (docs/web.md). Debian's ``chromium`` is
+launched by path, so no browser is downloaded; where it is missing these tests are
+skipped, except in CI, which installs it and must run them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import TIMEOUT_S, RunningServer, StartServer
+
+from chatroom.client import ClientConnection
+from chatroom.history import HistoryStore
+from chatroom.protocol import Message
+from chatroom.server import ChatServer, ServerConfig
+from chatroom.transports.http import CONTENT_SECURITY_POLICY
+
+playwright_api = pytest.importorskip("playwright.async_api")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+if not Path(CHROMIUM).exists():
+    if os.environ.get("CI"):
+        raise RuntimeError("CI must install chromium (apt-get install chromium)")
+    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
+
+# Chromium's own background traffic is refused by a closed network, many times a start;
+# these flags keep it to the page under test.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+MS = TIMEOUT_S * 1000
+
+Page = Any  # playwright.async_api.Page, kept loose so mypy needs no stubs of it
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    async with playwright_api.async_playwright() as p:
+        launched = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://{host}:{port}/"
+
+
+async def open_chat(browser: Any, host: str, port: int, name: str) -> Page:
+    """A new browser profile on the app, joined as ``name``, connected."""
+    context = await browser.new_context()
+    page = await context.new_page()
+    page.set_default_timeout(MS)
+    await page.goto(_url(host, port))
+    form = page.get_by_role("form", name="Join")
+    await form.get_by_role("textbox", name="Name").fill(name)
+    await form.get_by_role("button", name="Join").click()
+    await connected(page)
+    return page
+
+
+async def connected(page: Page) -> None:
+    status = page.get_by_role("status", name="Connection")
+    await playwright_api.expect(status).to_have_text(re.compile("connected", re.I), timeout=MS)
+
+
+async def say(page: Page, text: str) -> None:
+    box = page.get_by_role("textbox", name="Message")
+    await box.fill(text)
+    await box.press("Enter")
+
+
+def messages(page: Page) -> Any:
+    return page.get_by_role("log", name="Messages").get_by_role("listitem")
+
+
+async def shows(page: Page, text: str) -> None:
+    """Wait until the current conversation shows an item with ``text``."""
+    await playwright_api.expect(messages(page).filter(has_text=text)).to_have_count(1, timeout=MS)
+
+
+async def switch_to(page: Page, room: str) -> None:
+    nav = page.get_by_role("navigation", name="Conversations")
+    await (
+        nav.get_by_role("link", name=re.compile(f"^{re.escape(room)}\\b"))
+        .or_(nav.get_by_role("button", name=re.compile(f"^{re.escape(room)}\\b")))
+        .first.click()
+    )
+
+
+async def _plain_member(
+    host: str, port: int, name: str
+) -> tuple[asyncio.subprocess.Process, Callable[[str], Awaitable[None]]]:
+    """``chatroom-tui --plain`` as a script would run it; returns it and a function that
+    waits for a line of its output containing a text."""
+    tui = Path(sys.executable).parent / "chatroom-tui"
+    proc = await asyncio.create_subprocess_exec(
+        str(tui),
+        f"{host}:{port}",
+        "--name",
+        name,
+        "--plain",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    seen: list[str] = []
+
+    async def wait_line(text: str) -> None:
+        assert proc.stdout is not None
+        async with asyncio.timeout(TIMEOUT_S):
+            while not any(text in line for line in seen):
+                line = await proc.stdout.readline()
+                assert line, f"the plain member ended before printing {text!r}"
+                seen.append(line.decode())
+
+    return proc, wait_line
+
+
+async def test_two_browsers_and_a_plain_member_talk_in_two_rooms(
+    browser: Any, chat_server: RunningServer
+) -> None:
+    """alice and bob in Chromium and carol in line mode talk in the lobby; alice and bob
+    also in #dev, which carol does not hear; unread counts name the other room."""
+    host, port = chat_server.host, chat_server.port
+    alice = await open_chat(browser, host, port, "alice")
+    bob = await open_chat(browser, host, port, "bob")
+    carol, carol_saw = await _plain_member(host, port, "carol")
+    assert carol.stdin is not None
+
+    await say(alice, "hello from alice")
+    await shows(bob, "hello from alice")
+    await carol_saw("hello from alice")
+
+    carol.stdin.write(b"hello from carol\n")
+    await carol.stdin.drain()
+    await shows(alice, "hello from carol")
+    await shows(bob, "hello from carol")
+
+    await say(alice, "/join dev")
+    await say(bob, "/join dev")
+    nav = alice.get_by_role("navigation", name="Conversations")
+    await playwright_api.expect(nav.get_by_text("dev", exact=False).first).to_be_visible()
+    await say(bob, "only in dev")
+    await shows(alice, "only in dev")
+
+    await switch_to(alice, "lobby")
+    current = nav.locator("[aria-current]")
+    await playwright_api.expect(current).to_have_accessible_name(re.compile("^lobby"))
+    await say(bob, "dev again")
+    await playwright_api.expect(
+        nav.get_by_role("link", name=re.compile(r"^dev, 1 unread")).or_(
+            nav.get_by_role("button", name=re.compile(r"^dev, 1 unread"))
+        )
+    ).to_have_count(1)
+
+    carol.stdin.close()
+    async with asyncio.timeout(TIMEOUT_S):
+        assert await carol.wait() == 0
+    assert carol.stdout is not None
+    rest = (await carol.stdout.read()).decode()
+    assert "only in dev" not in rest and "dev again" not in rest
+
+
+async def test_markup_and_scripts_in_names_and_messages_stay_text(
+    browser: Any, chat_server: RunningServer
+) -> None:
+    """HTML, a script tag and console markup in a name and a message are shown as the
+    characters they are: no element is made of them and no script runs."""
+    host, port = chat_server.host, chat_server.port
+    alice = await open_chat(browser, host, port, "alice")
+    hostile = await ClientConnection.connect(host, port)
+    name = "<b>mal</b>"
+    async with asyncio.timeout(TIMEOUT_S):
+        await hostile.hello(name)
+    text = "<script>window.pwned=1</script><img src=x onerror=window.pwned=2> [bold]x[/]"
+    await hostile.say(text)
+    await shows(alice, "<script>window.pwned=1</script>")
+    item = messages(alice).filter(has_text="window.pwned")
+    await playwright_api.expect(item).to_contain_text(text)
+    await playwright_api.expect(item).to_contain_text(name)
+    log = alice.get_by_role("log", name="Messages")
+    assert await log.locator("script, img, b").count() == 0
+    assert await alice.evaluate("() => window.pwned") is None
+    members = alice.get_by_role("complementary", name="Members")
+    await playwright_api.expect(members).to_contain_text(name)
+    assert await members.locator("b").count() == 0
+    await hostile.close()
+
+
+async def test_a_server_restart_resumes_with_nothing_missing_or_doubled(
+    browser: Any, tmp_path: Path
+) -> None:
+    """The server restarts while the page is open: the page says so, reconnects by
+    itself, shows what was said meanwhile once, and sends what was typed while it was
+    down exactly once."""
+    servers: list[tuple[ChatServer, HistoryStore]] = []
+
+    async def start(port: int) -> ChatServer:
+        store = HistoryStore.in_dir(tmp_path)
+        server = ChatServer(
+            ServerConfig(host="127.0.0.1", port=port, flood_rate=0, history_store=store)
+        )
+        await server.start()
+        servers.append((server, store))
+        return server
+
+    try:
+        first = await start(0)
+        host, port = first.addresses[0]
+        page = await open_chat(browser, host, port, "alice")
+        bob = await ClientConnection.connect(host, port)
+        async with asyncio.timeout(TIMEOUT_S):
+            await bob.hello("bob")
+        await bob.say("before the restart")
+        await shows(page, "before the restart")
+
+        await first.close()
+        servers[0][1].close()
+        status = page.get_by_role("status", name="Connection")
+        await playwright_api.expect(status).not_to_have_text(
+            re.compile("^connected", re.I), timeout=MS
+        )
+        await say(page, "typed while down")
+
+        second = await start(port)
+        bob = await ClientConnection.connect(host, port)
+        async with asyncio.timeout(TIMEOUT_S):
+            await bob.hello("bob")
+            await bob.say("after the restart")
+        await connected(page)
+        await shows(page, "after the restart")
+        await shows(page, "typed while down")
+        for text in ("before the restart", "after the restart", "typed while down"):
+            await playwright_api.expect(messages(page).filter(has_text=text)).to_have_count(1)
+        async with asyncio.timeout(TIMEOUT_S):
+            while True:
+                frame = await bob.recv()
+                if isinstance(frame, Message) and frame.text == "typed while down":
+                    break
+        history = second.hub.history_page(second.hub.all_members()[0], "lobby", None, 100)[0]
+        said = [e.text for e in history if isinstance(e, Message)]
+        assert said.count("typed while down") == 1
+        await bob.close()
+    finally:
+        for server, store in servers:
+            await server.close()
+            store.close()
+
+
+async def test_a_page_from_another_origin_cannot_open_the_chat(
+    browser: Any, chat_server: RunningServer
+) -> None:
+    """A page served by another origin that opens the chat's WebSocket is refused; the
+    app's own page is let in."""
+
+    async def other_site(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        body = b"<!doctype html><title>elsewhere</title>"
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
+        await writer.drain()
+        writer.close()
+
+    elsewhere = await asyncio.start_server(other_site, "127.0.0.1", 0)
+    try:
+        other_port = elsewhere.sockets[0].getsockname()[1]
+        context = await browser.new_context()
+        page = await context.new_page()
+        await page.goto(f"http://127.0.0.1:{other_port}/")
+        probe = """(url) => new Promise((done) => {
+            const ws = new WebSocket(url);
+            ws.onopen = () => { ws.close(); done("open"); };
+            ws.onerror = () => done("refused");
+        })"""
+        ws_url = f"ws://{chat_server.host}:{chat_server.port}/ws"
+        assert await page.evaluate(probe, ws_url) == "refused"
+        await page.goto(_url(chat_server.host, chat_server.port))
+        assert await page.evaluate(probe, ws_url) == "open"
+    finally:
+        elsewhere.close()
+        await elsewhere.wait_closed()
+
+
+async def test_the_page_has_a_strict_policy_and_breaks_none_of_it(
+    browser: Any, chat_server: RunningServer
+) -> None:
+    """The page comes with the Content-Security-Policy and nosniff, and using it
+    (joining, talking) reports no policy violation and no script error."""
+    context = await browser.new_context()
+    page = await context.new_page()
+    page.set_default_timeout(MS)
+    problems: list[str] = []
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    response = await page.goto(_url(chat_server.host, chat_server.port))
+    assert response is not None
+    headers = await response.all_headers()
+    assert headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert headers["x-content-type-options"] == "nosniff"
+    form = page.get_by_role("form", name="Join")
+    await form.get_by_role("textbox", name="Name").fill("alice")
+    await form.get_by_role("button", name="Join").click()
+    await connected(page)
+    await say(page, "policy check")
+    await shows(page, "policy check")
+    assert problems == []
+
+
+async def test_a_taken_name_is_asked_again_with_an_alert(
+    browser: Any, start_server: StartServer
+) -> None:
+    """Joining under a taken name shows the server's reason as an alert and keeps the
+    form, so another name can be tried."""
+    running = await start_server(flood_rate=0)
+    taken = await running.client("alice")
+    context = await browser.new_context()
+    page = await context.new_page()
+    page.set_default_timeout(MS)
+    await page.goto(_url(running.host, running.port))
+    form = page.get_by_role("form", name="Join")
+    await form.get_by_role("textbox", name="Name").fill("alice")
+    await form.get_by_role("button", name="Join").click()
+    await playwright_api.expect(page.get_by_role("alert")).to_contain_text("taken")
+    await form.get_by_role("textbox", name="Name").fill("alice2")
+    await form.get_by_role("button", name="Join").click()
+    await connected(page)
+    await taken.close()
