@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from types import NoneType, UnionType
+from typing import Any, get_args, get_type_hints
 
 import pytest
 from hypothesis import given, settings
@@ -12,18 +14,33 @@ from hypothesis import strategies as st
 from chatroom.framing import ErrorCode, FrameDecoder, ProtocolError, encode_object
 from chatroom.protocol import (
     CLIENT_FRAMES,
+    DEFAULT_ROOM,
+    MAX_NONCE_CHARS,
     SERVER_FRAMES,
     Bye,
+    Dm,
+    DmRequest,
     Error,
     Hello,
+    History,
+    HistoryRequest,
     Join,
+    Joined,
+    JoinRequest,
     Leave,
-    LeaveReason,
     Members,
     Message,
+    Nick,
+    NickRequest,
+    Part,
     Ping,
     Pong,
+    RoomInfo,
+    Rooms,
+    RoomsRequest,
     Say,
+    Topic,
+    TopicRequest,
     Welcome,
     Who,
     encode,
@@ -33,36 +50,6 @@ from chatroom.protocol import (
 )
 
 texts = st.text(max_size=40)
-ids = st.integers(min_value=1, max_value=2**53)
-reasons = st.sampled_from([reason.value for reason in LeaveReason])
-messages = st.builds(Message, id=ids, ts=texts, room=texts, sender=texts, text=texts)
-joins = st.builds(Join, id=ids, ts=texts, room=texts, name=texts)
-leaves = st.builds(Leave, id=ids, ts=texts, room=texts, name=texts, reason=reasons)
-events = messages | joins | leaves
-
-client_frames = st.one_of(
-    st.builds(Hello, name=texts, protocol=st.integers(-5, 5), password=st.none() | texts),
-    st.builds(Say, text=st.text(max_size=200)),
-    st.just(Who()),
-    st.just(Bye()),
-    st.builds(Ping, token=texts),
-    st.builds(Pong, token=texts),
-)
-server_frames = st.one_of(
-    st.builds(
-        Welcome,
-        name=texts,
-        server=texts,
-        room=texts,
-        members=st.lists(texts, max_size=5).map(tuple),
-        history=st.lists(events, max_size=5).map(tuple),
-    ),
-    events,
-    st.builds(Members, room=texts, members=st.lists(texts, max_size=5).map(tuple)),
-    st.builds(Error, code=st.sampled_from([code.value for code in ErrorCode]), message=texts),
-    st.builds(Ping, token=texts),
-    st.builds(Pong, token=texts),
-)
 
 
 def _wire(data: bytes) -> dict[str, Any]:
@@ -72,24 +59,6 @@ def _wire(data: bytes) -> dict[str, Any]:
     assert obj is not None
     assert decoder.next_frame() is None
     return obj
-
-
-@settings(max_examples=200, deadline=None)
-@given(client_frames)
-def test_client_frames_round_trip(frame: Any) -> None:
-    """parse_client_frame(decode(encode(f))) == f for every client frame."""
-    data = encode(frame)
-    assert data.count(b"\n") == 1 and data.endswith(b"\n")
-    assert parse_client_frame(_wire(data)) == frame
-
-
-@settings(max_examples=200, deadline=None)
-@given(server_frames)
-def test_server_frames_round_trip(frame: Any) -> None:
-    """parse_server_frame(decode(encode(f))) == f for every server frame."""
-    data = encode(frame)
-    assert data.count(b"\n") == 1 and data.endswith(b"\n")
-    assert parse_server_frame(_wire(data)) == frame
 
 
 def test_wire_names_are_the_contract_names() -> None:
@@ -293,7 +262,8 @@ def test_a_message_encodes_byte_for_byte_as_the_generic_encoder_would(
     event_id: int, texts: list[str], nonce: str | None, action: bool
 ) -> None:
     """Messages take a faster path through encode(); it must write exactly what the one
-    JSON encoder writes for to_wire(), for any text (quotes, controls, newlines, non-ASCII)."""
+    JSON encoder writes for to_wire(), and what the table's generic flat encoder writes,
+    for any text (quotes, controls, newlines, non-ASCII)."""
     ts, room, sender, text = texts
     message = Message(
         id=event_id, ts=ts, room=room, sender=sender, text=text, nonce=nonce, action=action
@@ -306,3 +276,350 @@ def test_a_message_encodes_byte_for_byte_as_the_generic_encoder_would(
             encode(message)
         return
     assert encode(message) == expected
+    assert Message._TABLE.encode_flat(message) == expected
+
+
+# ------------------------------------------------------------------ the table, frame by frame
+
+# Every frame with only its required fields, and with every optional one set, as the wire
+# has them: the key order, the optional fields left out and the spellings are the contract.
+_JOIN = Join(id=1, ts="t", room="r", name="b")
+_JOIN_LINE = '{"type":"join","id":1,"ts":"t","room":"r","name":"b"}'
+GOLDEN: list[tuple[Any, str]] = [
+    (Hello(name="a"), '{"type":"hello","protocol":1,"name":"a"}'),
+    (
+        Hello(name="a", protocol=2, password="p", resume_after=7, lazy_members=True),
+        '{"type":"hello","protocol":2,"name":"a","password":"p","resume_after":7,'
+        '"lazy_members":true}',
+    ),
+    (Say(text="hi"), '{"type":"say","text":"hi"}'),
+    (
+        Say(text="hi", nonce="n", room="dev", action=True),
+        '{"type":"say","text":"hi","nonce":"n","room":"dev","action":true}',
+    ),
+    (Who(), '{"type":"who"}'),
+    (Who(room="dev"), '{"type":"who","room":"dev"}'),
+    (Bye(), '{"type":"bye"}'),
+    (Ping(), '{"type":"ping","token":""}'),
+    (Pong(token="t"), '{"type":"pong","token":"t"}'),
+    (HistoryRequest(), '{"type":"history","room":"lobby","limit":100}'),
+    (
+        HistoryRequest(room="dev", before=9, limit=5),
+        '{"type":"history","room":"dev","limit":5,"before":9}',
+    ),
+    (JoinRequest(room="dev"), '{"type":"join","room":"dev"}'),
+    (JoinRequest(room="dev", resume_after=3), '{"type":"join","room":"dev","resume_after":3}'),
+    (Part(room="dev"), '{"type":"part","room":"dev"}'),
+    (RoomsRequest(), '{"type":"rooms"}'),
+    (TopicRequest(room="dev", text="x"), '{"type":"topic","room":"dev","text":"x"}'),
+    (DmRequest(to="b", text="x"), '{"type":"dm","to":"b","text":"x"}'),
+    (
+        DmRequest(to="b", text="x", nonce="n", action=True),
+        '{"type":"dm","to":"b","text":"x","nonce":"n","action":true}',
+    ),
+    (NickRequest(name="c"), '{"type":"nick","name":"c"}'),
+    (
+        Message(id=1, ts="t", room="r", sender="a", text="x"),
+        '{"type":"message","id":1,"ts":"t","room":"r","from":"a","text":"x"}',
+    ),
+    (
+        Message(id=1, ts="t", room="r", sender="a", text="x", nonce="n", action=True),
+        '{"type":"message","id":1,"ts":"t","room":"r","from":"a","text":"x","nonce":"n",'
+        '"action":true}',
+    ),
+    (_JOIN, _JOIN_LINE),
+    (
+        Leave(id=1, ts="t", room="r", name="b", reason="quit"),
+        '{"type":"leave","id":1,"ts":"t","room":"r","name":"b","reason":"quit"}',
+    ),
+    (
+        Topic(id=1, ts="t", room="r", sender="a", text="x"),
+        '{"type":"topic","id":1,"ts":"t","room":"r","from":"a","text":"x"}',
+    ),
+    (
+        Nick(id=1, ts="t", room="r", old="a", new="b"),
+        '{"type":"nick","id":1,"ts":"t","room":"r","old":"a","new":"b"}',
+    ),
+    (
+        Dm(id=1, ts="t", sender="a", to="b", text="x"),
+        '{"type":"dm","id":1,"ts":"t","from":"a","to":"b","text":"x"}',
+    ),
+    (
+        # A private message belongs to no room: ``room`` never goes on the wire.
+        Dm(id=1, ts="t", sender="a", to="b", text="x", nonce="n", action=True, room="x"),
+        '{"type":"dm","id":1,"ts":"t","from":"a","to":"b","text":"x","nonce":"n","action":true}',
+    ),
+    (
+        Welcome(name="a", server="s", room="r", members=("a",)),
+        '{"type":"welcome","protocol":1,"name":"a","server":"s","room":"r","members":["a"],'
+        '"history":[]}',
+    ),
+    (
+        Welcome(
+            name="a",
+            server="s",
+            room="r",
+            members=("a", "b"),
+            history=(_JOIN,),
+            resumed=True,
+            lazy_members_above=200,
+        ),
+        '{"type":"welcome","protocol":1,"name":"a","server":"s","room":"r","members":["a","b"],'
+        f'"history":[{_JOIN_LINE}],"resumed":true,"gap":false,"lazy_members_above":200}}',
+    ),
+    (
+        # gap goes with resumed, and only with it.
+        Welcome(name="a", server="s", room="r", members=(), gap=True),
+        '{"type":"welcome","protocol":1,"name":"a","server":"s","room":"r","members":[],'
+        '"history":[]}',
+    ),
+    (Members(room="r", members=("a",)), '{"type":"members","room":"r","members":["a"]}'),
+    (Error(code="bad_request"), '{"type":"error","code":"bad_request","message":""}'),
+    (
+        Error(code="too_long", message="m", extra={"request": "say"}),
+        '{"type":"error","code":"too_long","message":"m","request":"say"}',
+    ),
+    (
+        History(room="r", events=(_JOIN,), more=False),
+        f'{{"type":"history","room":"r","events":[{_JOIN_LINE}],"more":false}}',
+    ),
+    (
+        Joined(room="r", members=("a",)),
+        '{"type":"joined","room":"r","members":["a"],"topic":"","history":[]}',
+    ),
+    (
+        Joined(
+            room="r",
+            members=("a",),
+            topic="t",
+            history=(_JOIN,),
+            resumed=True,
+            gap=True,
+            lazy_members_above=3,
+        ),
+        '{"type":"joined","room":"r","members":["a"],"topic":"t",'
+        f'"history":[{_JOIN_LINE}],"resumed":true,"gap":true,"lazy_members_above":3}}',
+    ),
+    (Rooms(rooms=()), '{"type":"rooms","rooms":[]}'),
+    (
+        Rooms(rooms=(RoomInfo(name="r", members=2), RoomInfo(name="s", members=0, topic="t"))),
+        '{"type":"rooms","rooms":[{"name":"r","members":2,"topic":""},'
+        '{"name":"s","members":0,"topic":"t"}]}',
+    ),
+]
+ALL_FRAMES = sorted(
+    {*CLIENT_FRAMES.values(), *SERVER_FRAMES.values()}, key=lambda frame: frame.__name__
+)
+
+
+def test_golden_lines_cover_every_frame() -> None:
+    """Each frame class of either side has at least one line above."""
+    assert {type(frame) for frame, _ in GOLDEN} == set(ALL_FRAMES)
+
+
+@pytest.mark.parametrize(("frame", "line"), GOLDEN, ids=lambda value: type(value).__name__)
+def test_every_frame_encodes_as_on_the_wire(frame: Any, line: str) -> None:
+    """The exact bytes: key order, compact separators, optional fields left out."""
+    assert encode(frame) == line.encode() + b"\n"
+    assert encode_object(frame.to_wire()) == encode(frame)
+
+
+def _parser(frame_class: type) -> Any:
+    return parse_client_frame if frame_class in CLIENT_FRAMES.values() else parse_server_frame
+
+
+def _values(frame_class: type, name: str, hint: Any) -> st.SearchStrategy[Any]:
+    """Any value the field may hold and still read back equal."""
+    special: dict[tuple[type, str], st.SearchStrategy[Any]] = {
+        (Say, "nonce"): st.none() | st.text(max_size=MAX_NONCE_CHARS),
+        (DmRequest, "nonce"): st.none() | st.text(max_size=MAX_NONCE_CHARS),
+        (HistoryRequest, "limit"): st.integers(min_value=1, max_value=2**63),
+        (Dm, "room"): st.just(""),  # not on the wire
+        (Error, "extra"): st.dictionaries(st.sampled_from(["request", "retry"]), texts),
+    }
+    if (frame_class, name) in special:
+        return special[(frame_class, name)]
+    if isinstance(hint, UnionType):
+        return st.one_of(*(_hinted(arg) for arg in get_args(hint)))
+    return _hinted(hint)
+
+
+def _hinted(hint: Any) -> st.SearchStrategy[Any]:
+    if hint in (str, int, bool, NoneType):
+        return {str: st.text(), int: st.integers(-(2**63), 2**63), bool: st.booleans()}.get(
+            hint, st.none()
+        )
+    (item, _) = get_args(hint)  # tuple[X, ...]
+    members = get_args(item) if isinstance(item, UnionType) else (item,)
+    items = st.one_of(*(_frames(member) for member in members)) if item is not str else texts
+    return st.lists(items, max_size=3).map(tuple)
+
+
+def _frames(frame_class: type) -> st.SearchStrategy[Any]:
+    hints = get_type_hints(frame_class)
+    return st.builds(
+        frame_class,
+        **{
+            slot.name: _values(frame_class, slot.name, hints[slot.name])
+            for slot in dataclasses.fields(frame_class)
+        },
+    )
+
+
+def _consistent(frame: Any) -> Any:
+    # gap says something only with resumed, and is not sent without it.
+    if isinstance(frame, Welcome | Joined) and not frame.resumed:
+        return dataclasses.replace(frame, gap=False)
+    return frame
+
+
+any_frame = st.sampled_from(ALL_FRAMES).flatmap(_frames).map(_consistent)
+
+
+@settings(max_examples=500, deadline=None)
+@given(any_frame)
+def test_every_frame_round_trips(frame: Any) -> None:
+    """Every frame of the table reads back equal from its own bytes, and encode() writes
+    what the one JSON encoder writes for to_wire(), whatever the text."""
+    try:
+        data = encode(frame)
+    except UnicodeEncodeError:
+        # A lone surrogate cannot be UTF-8: both paths refuse it.
+        with pytest.raises(UnicodeEncodeError):
+            encode_object(frame.to_wire())
+        return
+    assert data == encode_object(frame.to_wire())
+    assert data.count(b"\n") == 1 and data.endswith(b"\n")
+    assert _parser(type(frame))(_wire(data)) == frame
+
+
+# Fields that are sent even when they hold their default; ``gap`` goes with ``resumed``.
+ALWAYS_SENT = {
+    (Hello, "protocol"),
+    (Ping, "token"),
+    (Pong, "token"),
+    (HistoryRequest, "room"),
+    (HistoryRequest, "limit"),
+    (Welcome, "protocol"),
+    (Welcome, "history"),
+    (Joined, "topic"),
+    (Joined, "history"),
+    (Error, "message"),
+}
+WIRE_NAMES = {"sender": "from"}
+
+
+@settings(max_examples=500, deadline=None)
+@given(any_frame)
+def test_optional_fields_are_left_out_exactly_when_default(frame: Any) -> None:
+    """A field with a default is on the wire exactly when it holds something else."""
+    wire = frame.to_wire()
+    for slot in dataclasses.fields(frame):
+        key = WIRE_NAMES.get(slot.name, slot.name)
+        value = getattr(frame, slot.name)
+        if (type(frame), slot.name) in {(Dm, "room"), (Error, "extra")}:
+            continue  # never on the wire; spliced in
+        if slot.name == "gap":
+            sent = frame.resumed
+        elif slot.default is dataclasses.MISSING and slot.default_factory is dataclasses.MISSING:
+            sent = True
+        else:
+            sent = (type(frame), slot.name) in ALWAYS_SENT or value != slot.default
+        assert (key in wire) is sent, key
+
+
+# What a reader takes for a field that is not on the wire, when the constructor has no
+# default for it; and one field the wire requires although the constructor does not.
+READ_DEFAULTS = {
+    (Welcome, "server"): "",
+    (Welcome, "room"): DEFAULT_ROOM,
+    (Leave, "reason"): "disconnected",
+    (History, "more"): False,
+}
+REQUIRED_ON_READ = {(Hello, "protocol")}
+
+
+@settings(max_examples=300, deadline=None)
+@given(any_frame)
+def test_missing_fields_are_required_or_read_as_their_default(frame: Any) -> None:
+    """Leaving a field out gives bad_request naming it, or the field's default."""
+    wire = _wire(encode(frame)) if _encodable(frame) else None
+    if wire is None:
+        return
+    for slot in dataclasses.fields(frame):
+        key = WIRE_NAMES.get(slot.name, slot.name)
+        if key not in wire:
+            continue
+        partial = {name: value for name, value in wire.items() if name != key}
+        has_default = not (
+            slot.default is dataclasses.MISSING and slot.default_factory is dataclasses.MISSING
+        )
+        if (type(frame), slot.name) in READ_DEFAULTS:
+            expected = READ_DEFAULTS[(type(frame), slot.name)]
+        elif has_default and (type(frame), slot.name) not in REQUIRED_ON_READ:
+            expected = slot.default
+        else:
+            with pytest.raises(ProtocolError) as caught:
+                _parser(type(frame))(partial)
+            assert caught.value.code is ErrorCode.BAD_REQUEST
+            assert repr(key) in caught.value.detail
+            continue
+        assert getattr(_parser(type(frame))(partial), slot.name) == expected
+
+
+def _encodable(frame: Any) -> bool:
+    try:
+        encode(frame)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _wrong_values(value: Any) -> list[Any]:
+    """JSON values of another kind than ``value``: what a broken peer sends instead."""
+    if isinstance(value, bool):
+        return [1, 0, "true", None, []]
+    if isinstance(value, int):
+        return [True, "1", 1.0, None, {}]
+    if isinstance(value, str):
+        return [5, True, None, ["s"], {}]
+    assert isinstance(value, list)
+    # An array of the wrong items: strings where objects go and the other way round.
+    return ["[]", {}, None, 3, [{"a": 1}] if value and isinstance(value[0], str) else [7]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(any_frame)
+def test_wrongly_typed_fields_are_bad_requests_naming_the_field(frame: Any) -> None:
+    """Each field of the wrong JSON kind (``true`` is not an integer) gets bad_request
+    with the field's wire name in the message."""
+    if not _encodable(frame):
+        return
+    wire = _wire(encode(frame))
+    fields = {WIRE_NAMES.get(slot.name, slot.name) for slot in dataclasses.fields(frame)}
+    for key, value in wire.items():
+        if key == "type" or key not in fields:
+            continue
+        for wrong in _wrong_values(value):
+            with pytest.raises(ProtocolError) as caught:
+                _parser(type(frame))({**wire, key: wrong})
+            assert caught.value.code is ErrorCode.BAD_REQUEST
+            assert repr(key) in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    ("obj", "detail"),
+    [
+        ({"type": "say", "text": "x", "nonce": "n" * 65}, "a nonce has at most 64 characters"),
+        ({"type": "dm", "to": "b", "text": "x", "nonce": "n" * 65}, "a nonce has at most 64"),
+        ({"type": "history", "limit": 0}, "'limit' must be at least 1"),
+        ({"type": "say", "text": "x", "nonce": None}, "field 'nonce' must be a string"),
+    ],
+)
+def test_limits_on_read(obj: dict[str, Any], detail: str) -> None:
+    """Nonces and history pages have limits; null is not an absent field."""
+    with pytest.raises(ProtocolError) as caught:
+        parse_client_frame(obj)
+    assert caught.value.code is ErrorCode.BAD_REQUEST
+    assert detail in caught.value.detail
+    assert parse_client_frame({**obj, "nonce": "n" * 64, "limit": 1}) is not None
