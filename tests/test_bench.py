@@ -7,20 +7,37 @@ lost), never how fast anything is: timings on a shared CI machine mean nothing.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.frames import Frame, Opcode
+from websockets.streams import StreamReader
 
 import chatroom.bench as bench_module
 import chatroom.bench.server_proc as server_proc_module
 from chatroom.bench import BenchError, Options
+from chatroom.bench.engine import _Client, _LoadSpec
 from chatroom.bench.measure import _percentiles
 from chatroom.bench.room import _spread
 from chatroom.bench.server_proc import _benchmark_file
+from chatroom.bench.websocket import (
+    OP_CLOSE,
+    OP_PING,
+    FrameReader,
+    WebSocketError,
+    _WebSocketLoad,
+    _WsState,
+    accept_token,
+    mask_payload,
+)
+from chatroom.transports.websocket import text_frame
 
 # Small enough to finish in seconds, big enough that fan-out, batching and the
 # sender window all take part.
@@ -161,3 +178,246 @@ def test_probes_are_spread_from_the_first_member_to_the_last() -> None:
     assert _spread(3, 10) == frozenset({0, 1, 2})
     assert _spread(5, 1) == frozenset({0})
     assert _spread(5, 0) == frozenset()
+
+
+# ---------------------------------------------------------------------------- WebSocket
+
+
+def _ping(payload: bytes) -> bytes:
+    return bytes((0x80 | OP_PING, len(payload))) + payload
+
+
+def _close() -> bytes:
+    return bytes((0x80 | OP_CLOSE, 2)) + (1001).to_bytes(2, "big")
+
+
+def _lines(kind: str, count: int, pad: int = 0) -> bytes:
+    """``count`` server frames of ``kind``, as JSON lines (``pad`` letters of text each)."""
+    line = f'{{"type":"{kind}","room":"lobby","from":"s1","text":"{"x" * pad}"}}\n'
+    return (line * count).encode()
+
+
+def _payloads(reader: FrameReader, chunks: Iterator[bytes]) -> tuple[bytes, list[Any]]:
+    """Every byte the reader's spans cover, joined, and the control frames it returned."""
+    text: list[bytes] = []
+    controls: list[Any] = []
+    for chunk in chunks:
+        data, spans, found = reader.feed(chunk)
+        text += [data[spans[i] : spans[i + 1]] for i in range(0, len(spans), 2)]
+        controls += found
+    return b"".join(text), controls
+
+
+def test_frame_reader_fed_byte_by_byte_finds_every_payload() -> None:
+    """Frames with 7-, 16- and 64-bit lengths, a ping among them and a close at the end,
+    fed one byte per read: the spans cover exactly the text payloads, and the ping and
+    the close come back whole, in order."""
+    small, medium, large = _lines("message", 1), _lines("message", 40), _lines("join", 1500)
+    assert len(small) < 126 <= len(medium) < 1 << 16 <= len(large)
+    stream = (
+        text_frame(small)
+        + text_frame(medium)
+        + _ping(b"token-1")
+        + text_frame(large)
+        + text_frame(small)
+        + _close()
+    )
+    text, controls = _payloads(FrameReader(), (stream[i : i + 1] for i in range(len(stream))))
+    assert text == small + medium + large + small
+    assert controls == [(OP_PING, b"token-1"), (OP_CLOSE, (1001).to_bytes(2, "big"))]
+
+
+def test_frame_reader_returns_consecutive_text_frames_as_one_span() -> None:
+    """Several frames in one read: consecutive whole text messages make one span (the
+    headers between them included, which the counting code never matches); a control
+    frame ends the span; a frame cut by the end of the read goes on in the next one."""
+    first, second, third = _lines("message", 1), _lines("message", 3), _lines("message", 500)
+    frames = [text_frame(first), text_frame(second), text_frame(third)]
+    reader = FrameReader()
+    joined = frames[0] + frames[1] + _ping(b"p") + frames[2]
+    cut = len(joined) - 1000
+    data, spans, controls = reader.feed(joined[:cut])
+    assert data[spans[0] : spans[1]] == first + frames[1]
+    assert data[spans[2] : spans[3]] == third[: cut - (len(joined) - len(third))]
+    assert len(spans) == 4
+    assert controls == [(OP_PING, b"p")]
+    data, spans, controls = reader.feed(joined[cut:])
+    assert (spans, controls) == ([0, 1000], [])
+    assert data[-1:] == b"\n"
+
+
+def test_frame_reader_refuses_what_a_server_must_not_send() -> None:
+    """A masked server frame, or one with reserved bits set (no extension was agreed),
+    is a protocol error, not something to count."""
+    with pytest.raises(WebSocketError, match="masked"):
+        FrameReader().feed(bytes((0x81, 0x80 | 1)) + b"\0\0\0\0x")
+    with pytest.raises(WebSocketError, match="reserved"):
+        FrameReader().feed(bytes((0xC1, 1)) + b"x")
+
+
+def test_masking_and_the_accept_token_match_rfc_6455() -> None:
+    """The RFC's own examples: "Hello" masked with 37 fa 21 3d (section 5.7), and the
+    accept token for its sample key (section 1.3)."""
+    masked = mask_payload(b"Hello", bytes.fromhex("37fa213d"))
+    assert masked == bytes.fromhex("7f9f4d5158")
+    assert mask_payload(masked, bytes.fromhex("37fa213d")) == b"Hello"
+    assert accept_token(b"dGhlIHNhbXBsZSBub25jZQ==") == b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+def _client_frames(data: bytes) -> list[Frame]:
+    """Frames a client wrote, parsed by the websockets library, which insists on masks."""
+    reader = StreamReader()
+    reader.feed_data(data)
+    frames = []
+    while reader.buffer:
+        parser = Frame.parse(reader.read_exact, mask=True)
+        try:
+            next(parser)
+        except StopIteration as done:
+            frames.append(done.value)
+        else:
+            raise AssertionError("a client frame was cut short")
+    return frames
+
+
+@pytest.fixture
+def ws_load() -> Iterator[tuple[_WebSocketLoad, _Client, socket.socket]]:
+    """A WebSocket load process's client, in this process, whose socket's other end is
+    the test's: what it writes can be read back."""
+    spec = _LoadSpec(
+        mode="fanout",
+        host="127.0.0.1",
+        port=1,
+        names=("s0",),
+        sender_ids=(0,),
+        probes=(True,),
+        total_members=1,
+        window=4,
+        rate_per_sender=0.0,
+        message_bytes=80,
+        seed=1,
+        connect_window=1,
+        core=None,
+        phase_timeout_s=1.0,
+        transport="websocket",
+    )
+    ours, theirs = multiprocessing.Pipe()
+    load = _WebSocketLoad(spec, theirs)
+    client = load.clients[0]
+    near, far = socket.socketpair()
+    client.sock, client.fd = near, near.fileno()
+    load.by_fd[client.fd] = client
+    client.wire = _WsState()
+    client.wire.open = True
+    yield load, client, far
+    load.close()
+    far.close()
+    ours.close()
+
+
+WELCOME = b'{"type":"welcome","protocol":1,"name":"s0","members":["s0"]}\n'
+
+
+@pytest.mark.parametrize("read_size", [1, 7, 100, 1 << 20])
+def test_websocket_client_counts_every_frame_however_reads_split(
+    ws_load: tuple[_WebSocketLoad, _Client, socket.socket], read_size: int
+) -> None:
+    """The welcome, a join and messages in 7-, 16- and 64-bit messages and a fragmented
+    one, read in pieces of one byte up to all at once: every message is counted, the
+    member is welcomed and settled, its own messages acknowledge its sends, and a ping
+    gets its pong."""
+    load, client, far = ws_load
+    own = b'{"type":"message","room":"lobby","from":"s0","text":"1 0000 000000000 x"}\n'
+    stream = (
+        text_frame(WELCOME + _lines("join", 1))
+        + text_frame(_lines("message", 1))
+        + text_frame(_lines("message", 30) + own)
+        + _ping(b"are you there")
+        + text_frame(_lines("message", 1000, pad=40) + own * 2)
+        + text_frame(_lines("message", 5))
+    )
+    # A message in two fragments, a line cut between them (the server does not fragment,
+    # but a WebSocket peer may).
+    fragmented = _lines("message", 2)
+    stream += bytes((0x01, 30)) + fragmented[:30] + bytes((0x80, len(fragmented) - 30))
+    stream += fragmented[30:]
+    client.unacked = 3
+    for at in range(0, len(stream), read_size):
+        load._feed(client, stream[at : at + read_size], 0)
+    assert client.welcomed and client.settled
+    assert client.messages == 1 + 31 + 1002 + 5 + 2
+    assert client.unacked == 0
+    assert load.errors == 0
+    far.setblocking(False)
+    (pong,) = _client_frames(far.recv(1 << 16))
+    assert pong.opcode is Opcode.PONG
+    assert pong.data == b"are you there"
+
+
+def test_websocket_client_sends_masked_text_messages(
+    ws_load: tuple[_WebSocketLoad, _Client, socket.socket],
+) -> None:
+    """A sender's batch is one masked text message per say, each one JSON frame that
+    carries the send stamp, its sender's number and its sequence number."""
+    load, client, far = ws_load
+    load._write(client, load._frames(client, 3, 1234))
+    far.setblocking(False)
+    frames = _client_frames(far.recv(1 << 16))
+    assert [frame.opcode for frame in frames] == [Opcode.TEXT] * 3
+    says = [json.loads(frame.data) for frame in frames]
+    assert [say["type"] for say in says] == ["say"] * 3
+    assert [say["text"].split()[:3] for say in says] == [
+        [f"{1234:019d}", "0000", f"{seq:09d}"] for seq in range(3)
+    ]
+    assert len(says[0]["text"]) == 80
+
+
+@pytest.mark.timeout(BENCH_TIMEOUT_S + 30)
+def test_fanout_over_both_transports_delivers_everything() -> None:
+    """fanout with --transport both: a run over each transport, side by side, each
+    delivering every message to every member, and the JSON says which is which."""
+    report = _bench(
+        "fanout",
+        *("--transport", "both", "--receivers", "5", "--runs", "1"),
+        *("--duration", "0.3", "--warmup", "0.1"),
+    )
+    assert report["config"]["transports"] == ["ndjson", "websocket"]
+    entries = {entry["transport"]: entry for entry in report["results"]}
+    assert set(entries) == {"ndjson", "websocket"}
+    for transport, entry in entries.items():
+        median = entry["median"]
+        assert entry["server"] == "chatroom"
+        assert [run["transport"] for run in entry["runs"]] == [transport]
+        assert median["members"] == 5 + 2
+        assert median["sent"] > 0, transport
+        assert median["deliveries_per_s"] > 0, transport
+        assert median["lost"] == median["extra"] == 0, transport
+        assert median["errors"] == median["disconnects"] == 0, transport
+        assert median["p50_us"] is not None, transport
+
+
+@pytest.mark.timeout(BENCH_TIMEOUT_S + 30)
+def test_mixed_room_and_idle_websocket_members() -> None:
+    """A mixed room (half its members on each transport) delivers to both halves, and
+    idle and join-storm clients over WebSocket are all welcomed, measured per
+    connection, with no errors."""
+    report = _bench("fanout", "idle", "join-storm", "--transport", "mixed,websocket")
+    fanout = {
+        entry["transport"]: entry["median"]
+        for entry in report["results"]
+        if entry["workload"] == "fanout"
+    }
+    assert set(fanout) == {"mixed", "websocket"}
+    mixed = fanout["mixed"]
+    assert mixed["lost"] == mixed["errors"] == mixed["disconnects"] == 0
+    assert mixed["ndjson_deliveries_per_s"] > 0
+    assert mixed["websocket_deliveries_per_s"] > 0
+    idle = _medians(report, "idle")["chatroom"]
+    assert idle["transport"] == "websocket"
+    assert idle["connected"] == idle["settled"] == 20
+    assert idle["rss_per_conn_kib"] is not None
+    assert idle["errors"] == idle["leaves"] == idle["disconnects"] == 0
+    storm = _medians(report, "join-storm")["chatroom"]
+    assert storm["transport"] == "websocket"
+    assert storm["welcomed"] == 20
+    assert storm["errors"] == storm["leaves"] == storm["connect_failures"] == 0

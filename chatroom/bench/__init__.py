@@ -20,8 +20,14 @@ does not limit the figures. Both CPU figures are printed side by side: when the 
 processes are the ones at 100 %, the result says so instead of passing for the server's.
 Every text carries its send time (CLOCK_MONOTONIC, shared by all processes on the host).
 
+``--transport`` chooses what the members speak: ``ndjson`` (the default, as
+``chatroom-tui``), ``websocket`` (the same frames at ``/ws``, as the web app), ``both``
+(every run once per transport, interleaved, side by side with the ratio) or, for
+``fanout``, ``mixed`` (half the room on each).
+
     chatroom-bench                     # every workload, medians of 3 runs
     chatroom-bench fanout --receivers 500 --baseline
+    chatroom-bench fanout idle --transport both
     chatroom-bench --json > results.json
 
 The package, from the command line down:
@@ -34,6 +40,7 @@ The package, from the command line down:
 ``load``               the load processes, and the bench's side of their pipes
 ``engine``             inside a load process: its sockets in one epoll loop, phases, counts
 ``wire``               what a load client says and reads: chatroom's JSON lines
+``websocket``          the same over a WebSocket: the upgrade, masks, a frame reader
 ``measure``, ``host``  CPU and memory figures, /proc, core pinning
 ``report``             medians, targets, tables
 """

@@ -28,6 +28,7 @@ from chatroom.bench.options import (
     DEFAULT_STORM_TIMEOUT_S,
     DEFAULT_WARMUP_S,
     DEFAULT_WINDOW,
+    TRANSPORTS,
     WORKLOADS,
     BenchError,
     Options,
@@ -45,6 +46,22 @@ def _int_list(text: str) -> tuple[int, ...]:
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: expected positive numbers")
     return values
+
+
+def _transports(text: str) -> tuple[str, ...]:
+    """``ndjson``, ``websocket``, ``mixed``, ``both`` (ndjson,websocket), or a list."""
+    kinds: list[str] = []
+    for part in text.split(","):
+        part = part.strip()
+        if part == "both":
+            kinds += ["ndjson", "websocket"]
+        elif part in TRANSPORTS:
+            kinds.append(part)
+        else:
+            raise argparse.ArgumentTypeError(
+                f"{part!r}: expected {', '.join(TRANSPORTS)} or both, or a list of them"
+            )
+    return tuple(dict.fromkeys(kinds))
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -156,6 +173,15 @@ def _parser() -> argparse.ArgumentParser:
         help="idle and join-storm clients do not ask for lazy members (chatroom-tui does): "
         "every client is sent every join, as a protocol v1 client",
     )
+    parser.add_argument(
+        "--transport",
+        type=_transports,
+        default=("ndjson",),
+        metavar="KIND[,KIND...]",
+        help="what the members speak: ndjson (TCP, as chatroom-tui), websocket (the same "
+        "frames at /ws, as the web app), both (each run once per transport, interleaved, "
+        "side by side), mixed (fanout: half the room on each)",
+    )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument(
         "--baseline", action="store_true", help="also run benchmarks/naive_server.py, side by side"
@@ -247,10 +273,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--message-bytes must be at least {TEXT_HEADER_CHARS}")
     if args.duration <= 0 or args.warmup < 0:
         parser.error("--duration must be positive and --warmup not negative")
+    workloads = tuple(dict.fromkeys(args.workloads)) or WORKLOADS
+    if args.transport == ("mixed",) and workloads != ("fanout",):
+        parser.error("--transport mixed is a fanout variant: add ndjson or websocket")
+    if (args.baseline or args.floor) and "ndjson" not in args.transport:
+        parser.error("--baseline and --floor speak NDJSON only: use --transport ndjson or both")
     if args.server_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
         parser.error("--server-loop uvloop: uvloop is not installed (pip install uvloop)")
     options = Options(
-        workloads=tuple(dict.fromkeys(args.workloads)) or WORKLOADS,
+        workloads=workloads,
         receivers=args.receivers,
         senders=args.senders,
         window=args.window,
@@ -268,6 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_procs=args.procs,
         connect_window=args.connect_window,
         lazy_members=not args.every_join,
+        transports=args.transport,
         seed=args.seed,
         baseline=args.baseline,
         floor=args.floor,

@@ -21,16 +21,32 @@ from chatroom.bench.silent import _idle_run, _storm_run
 __all__ = ["run"]
 
 
-def _call_with_tag(
-    body: Callable[[str, _Server], dict[str, Any]], run_tag: str, server: _Server
-) -> dict[str, Any]:
-    return body(run_tag, server)
+# One run's body: (run tag, server, transport) to its result.
+_Body = Callable[[str, _Server, str], dict[str, Any]]
+
+
+def _call_with_tag(body: _Body, run_tag: str, transport: str, server: _Server) -> dict[str, Any]:
+    return body(run_tag, server, transport)
 
 
 def _fanout_body(
-    options: Options, receivers: int, load_core: int | None, run_tag: str, server: _Server
+    options: Options,
+    receivers: int,
+    load_core: int | None,
+    run_tag: str,
+    server: _Server,
+    transport: str,
 ) -> dict[str, Any]:
-    return _room_run(options, server, "fanout", receivers, 0.0, load_core, run_tag)
+    return _room_run(options, server, "fanout", receivers, 0.0, load_core, run_tag, transport)
+
+
+def _columns(servers: list[str], transports: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(server, transport) for every run of a round, in order: chatroom over each
+    transport, then the others, which speak NDJSON only."""
+    columns = [("chatroom", transport) for transport in transports]
+    if "ndjson" in transports:
+        columns += [(server, "ndjson") for server in servers if server != "chatroom"]
+    return columns
 
 
 def _say(options: Options, text: str) -> None:
@@ -66,34 +82,39 @@ def run(options: Options) -> dict[str, Any]:
             counter += 1
             return f"{counter:03d}"
 
-        def repeat(
-            workload: str, size: dict[str, Any], body: Callable[[str, _Server], dict[str, Any]]
-        ) -> None:
-            for label in servers:
-                entries.append(_Entry(workload, label, dict(size)))
-            stopped: set[str] = set()
+        def repeat(workload: str, size: dict[str, Any], body: _Body) -> None:
+            transports = options.transports
+            if workload != "fanout":
+                transports = tuple(kind for kind in transports if kind != "mixed")
+            columns = _columns(servers, transports)
+            for label, transport in columns:
+                entries.append(_Entry(workload, label, dict(size), transport=transport))
+            stopped: set[tuple[str, str]] = set()
             for run_number in range(options.runs):
-                for label in servers:
-                    if label in stopped:
+                # Interleaved run by run, so a machine that drifts over the minutes
+                # shifts every column alike, not the last one most.
+                for label, transport in columns:
+                    if (label, transport) in stopped:
                         continue
-                    entry = _find(entries, workload, label, **size)
+                    entry = _find(entries, workload, label, transport=transport, **size)
                     assert entry is not None
                     run_tag = tag()
                     waited = _wait_quiet(options.quiet_wait_s) if options.quiet_wait_s else 0.0
-                    _say(options, f"{workload} {size} {label}: run {run_number + 1}")
+                    _say(options, f"{workload} {size} {label} {transport}: run {run_number + 1}")
                     result = _with_server(
                         options,
                         label,
                         workdir,
                         server_core,
                         run_tag,
-                        functools.partial(_call_with_tag, body, run_tag),
+                        functools.partial(_call_with_tag, body, run_tag, transport),
                     )
+                    result["transport"] = transport
                     result["quiet_wait_s"] = round(waited, 1)
                     entry.runs.append(result)
                     if result.get("hit_limit"):
                         # Further runs would hit the same limit: one is the answer.
-                        stopped.add(label)
+                        stopped.add((label, transport))
 
         if "fanout" in options.workloads:
             for receivers in options.receivers:
@@ -104,8 +125,16 @@ def run(options: Options) -> dict[str, Any]:
                 )
         if "latency" in options.workloads:
             rate = options.rate
+            # Every transport is offered the same rate: the first one's half maximum.
+            first = next(kind for kind in options.transports if kind != "mixed")
             if rate is None:
-                measured = _find(entries, "fanout", "chatroom", receivers=options.latency_receivers)
+                measured = _find(
+                    entries,
+                    "fanout",
+                    "chatroom",
+                    transport=first,
+                    receivers=options.latency_receivers,
+                )
                 if measured is None or not measured.runs:
                     _say(
                         options,
@@ -125,6 +154,7 @@ def run(options: Options) -> dict[str, Any]:
                             0.0,
                             load_core,
                             "c",
+                            first,
                         ),
                     )
                     maximum = calibration["messages_per_s"]
@@ -139,7 +169,7 @@ def run(options: Options) -> dict[str, Any]:
                     "senders": options.senders,
                     "rate": round(fixed_rate, 1),
                 },
-                lambda run_tag, server: _room_run(
+                lambda run_tag, server, transport: _room_run(
                     options,
                     server,
                     "latency",
@@ -147,19 +177,24 @@ def run(options: Options) -> dict[str, Any]:
                     fixed_rate,
                     load_core,
                     run_tag,
+                    transport,
                 ),
             )
         if "idle" in options.workloads:
             repeat(
                 "idle",
                 {"clients": options.idle_clients},
-                lambda run_tag, server: _idle_run(options, server, load_core, run_tag),
+                lambda run_tag, server, transport: _idle_run(
+                    options, server, load_core, run_tag, transport
+                ),
             )
         if "join-storm" in options.workloads:
             repeat(
                 "join-storm",
                 {"clients": options.storm_clients},
-                lambda run_tag, server: _storm_run(options, server, load_core, run_tag),
+                lambda run_tag, server, transport: _storm_run(
+                    options, server, load_core, run_tag, transport
+                ),
             )
 
     return {
@@ -174,6 +209,7 @@ def run(options: Options) -> dict[str, Any]:
             "load_procs": options.load_procs,
             "connect_window": options.connect_window,
             "lazy_members": options.lazy_members,
+            "transports": list(options.transports),
             "seed": options.seed,
             "rate_fraction": options.rate_fraction,
             "server_loop": options.server_loop,

@@ -63,6 +63,9 @@ class _LoadSpec:
     core: int | None
     phase_timeout_s: float
     lazy_members: bool = False
+    # What the clients speak: ndjson (chatroom's own wire) or websocket (the same frames
+    # in WebSocket messages, as the web app's clients send them).
+    transport: str = "ndjson"
 
 
 class _Client:
@@ -90,6 +93,7 @@ class _Client:
         "unacked",
         "welcomed",
         "welcomed_at",
+        "wire",
     )
 
     def __init__(self, name: str, sender_id: int, probe: bool, pad: bytes, marker: bytes) -> None:
@@ -114,13 +118,16 @@ class _Client:
         self.closed = False
         self.connecting = False
         self.resolved = False
+        # The protocol's own per-connection state (a WebSocket's frame reader, its mask).
+        self.wire: Any = None
 
 
 class _Load(abc.ABC):
     """The load process: all its clients in one epoll loop, steered over a pipe.
 
     What a client says and how its input is read are its protocol's: a subclass gives
-    them (``_ack_marker``, ``_greet``, ``_feed``, ``_frames``); connecting, writing,
+    them (``_ack_marker``, ``_greet``, ``_feed``, ``_frames``, and ``_handshake`` when
+    the connection needs one before the hello); connecting, writing,
     pacing, the phases and the counts are the same whatever the clients speak.
     """
 
@@ -185,6 +192,10 @@ class _Load(abc.ABC):
     def _feed(self, client: _Client, data: bytes, now: int) -> None:
         """Account for one chunk read from ``client`` at ``now``."""
 
+    def _handshake(self, client: _Client) -> None:
+        """Open the protocol on a connected socket; call ``_ready`` once it is open."""
+        self._ready(client)
+
     @abc.abstractmethod
     def _frames(self, client: _Client, count: int, now: int) -> bytes:
         """``count`` messages from ``client``, each stamped ``now``, ready to write."""
@@ -246,6 +257,10 @@ class _Load(abc.ABC):
         client.connecting = False
         self.connected += 1
         self.epoll.modify(client.fd, select.EPOLLIN)
+        self._handshake(client)
+
+    def _ready(self, client: _Client) -> None:
+        """The protocol is open on ``client``: it says hello, or is done connecting."""
         if self.hello_on_connect:
             self._greet(client)
         else:

@@ -14,10 +14,13 @@ from typing import Any
 from chatroom.bench.engine import _LoadSpec
 from chatroom.bench.host import _pin, _proc_cpu_s, _raise_nofile
 from chatroom.bench.options import DRAIN_TIMEOUT_S, NS_PER_S, SETUP_TIMEOUT_S, BenchError
+from chatroom.bench.websocket import _WebSocketLoad
 from chatroom.bench.wire import _JsonLinesLoad
 
 __all__ = ["_LoadGroup", "_names", "_split"]
 
+# What a load process's clients speak, by _LoadSpec.transport.
+_LOADS: dict[str, type[_JsonLinesLoad]] = {"ndjson": _JsonLinesLoad, "websocket": _WebSocketLoad}
 # Load processes leave traffic this long after the last event, to count late leaves.
 STORM_LINGER_S = 0.3
 
@@ -28,7 +31,7 @@ def _load_main(spec: _LoadSpec, ctrl: multiprocessing.connection.Connection) -> 
     _raise_nofile()
     # Nothing here makes reference cycles; a collection pass would only add pauses.
     gc.disable()
-    load = _JsonLinesLoad(spec, ctrl)
+    load = _LOADS[spec.transport](spec, ctrl)
     try:
         if spec.mode in ("fanout", "latency"):
             deadline = time.monotonic() + spec.phase_timeout_s

@@ -26,12 +26,16 @@ __all__ = [
     "DRAIN_TIMEOUT_S",
     "NS_PER_S",
     "SETUP_TIMEOUT_S",
+    "TRANSPORTS",
     "WORKLOADS",
     "BenchError",
     "Options",
 ]
 
 WORKLOADS = ("fanout", "latency", "idle", "join-storm")
+# What the members speak: chatroom's JSON lines over TCP, the same over a WebSocket, or
+# (fanout only) a room of both, half its members on each.
+TRANSPORTS = ("ndjson", "websocket", "mixed")
 DEFAULT_RECEIVERS = (10, 100, 500, 1000)
 DEFAULT_SENDERS = 4
 # Unacknowledged messages per sender: enough to keep a server busy across a loop
@@ -85,6 +89,8 @@ class Options:
     connect_window: int = DEFAULT_CONNECT_WINDOW
     # idle and join-storm clients say hello.lazy_members, as chatroom-tui does.
     lazy_members: bool = True
+    # Each workload runs once per transport, interleaved run by run; "mixed" is fanout's.
+    transports: tuple[str, ...] = ("ndjson",)
     seed: int = DEFAULT_SEED
     baseline: bool = False
     # Also benchmarks/floor_server.c: the hub's batching and pacing in C, with no limits,

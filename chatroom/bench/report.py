@@ -23,6 +23,9 @@ TARGET_RSS_PER_CONN_KIB = 8.0
 TARGET_CONNECT_S = 5.0
 TARGET_STORM_CLIENTS = 1_000
 TARGET_STORM_S = 1.0
+# A WebSocket member may cost the server this much more than an NDJSON one, per delivery
+# (and its deliveries/s may be this much lower), in the same invocation.
+TARGET_WEBSOCKET_RATIO = 1.3
 
 
 # ---------------------------------------------------------------------------- aggregation
@@ -76,22 +79,27 @@ class _Entry:
     server: str
     size: dict[str, Any]
     runs: list[dict[str, Any]] = field(default_factory=list)
+    transport: str = "ndjson"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "workload": self.workload,
             "server": self.server,
+            "transport": self.transport,
             "size": self.size,
             "median": _median(self.runs) if self.runs else {},
             "runs": self.runs,
         }
 
 
-def _find(entries: list[_Entry], workload: str, server: str, **size: Any) -> _Entry | None:
+def _find(
+    entries: list[_Entry], workload: str, server: str, transport: str = "ndjson", **size: Any
+) -> _Entry | None:
     for entry in entries:
         if (
             entry.workload == workload
             and entry.server == server
+            and entry.transport == transport
             and all(entry.size.get(key) == value for key, value in size.items())
         ):
             return entry
@@ -104,6 +112,10 @@ def _targets(entries: list[_Entry], *, lazy_members: bool = False) -> list[dict[
 
     def median(workload: str, server: str, key: str, **size: Any) -> Any:
         entry = _find(entries, workload, server, **size)
+        return _median(entry.runs).get(key) if entry and entry.runs else None
+
+    def median_over(transport: str, workload: str, key: str, **size: Any) -> Any:
+        entry = _find(entries, workload, "chatroom", transport, **size)
         return _median(entry.runs).get(key) if entry and entry.runs else None
 
     def add(name: str, limit: str, value: Any, met: bool | None, how: str = "") -> None:
@@ -143,6 +155,16 @@ def _targets(entries: list[_Entry], *, lazy_members: bool = False) -> list[dict[
         ratio,
         None if ratio is None else ratio >= TARGET_BASELINE_RATIO,
         "run fanout R=500 with --baseline",
+    )
+    ndjson = median_over("ndjson", "fanout", "server_us_per_delivery", **size)
+    websocket = median_over("websocket", "fanout", "server_us_per_delivery", **size)
+    ratio = websocket / ndjson if websocket and ndjson else None
+    add(
+        "fanout R=500: WebSocket vs NDJSON server CPU per delivery",
+        f"<= {TARGET_WEBSOCKET_RATIO}x",
+        ratio,
+        None if ratio is None else ratio <= TARGET_WEBSOCKET_RATIO,
+        "run fanout R=500 with --transport both",
     )
     value = median("latency", "chatroom", "p99_us", receivers=TARGET_LATENCY_RECEIVERS)
     add(
@@ -276,6 +298,31 @@ def _size_text(size: dict[str, Any]) -> str:
     )
 
 
+def _column(entry: dict[str, Any]) -> tuple[str, str]:
+    return entry["server"], entry.get("transport", "ndjson")
+
+
+def _ratio(first: Any, second: Any, key: str, spec: str, *, goal: bool) -> str:
+    """``first ÷ second``; with ``goal``, marked against the WebSocket goal where it
+    applies (deliveries/s at least 1/1.3 of NDJSON's, CPU per delivery at most 1.3x)."""
+    if (
+        not isinstance(first, int | float)
+        or not isinstance(second, int | float)
+        or isinstance(first, bool)
+        or not second
+        or key in _SUMMED
+        or spec == "s"
+    ):
+        return "—"
+    ratio = first / second
+    text = f"{ratio:.2f}x"
+    if goal and key == "deliveries_per_s":
+        text += " ✓" if ratio >= 1 / TARGET_WEBSOCKET_RATIO else " ✗"
+    elif goal and key == "server_us_per_delivery":
+        text += " ✓" if ratio <= TARGET_WEBSOCKET_RATIO else " ✗"
+    return text
+
+
 def print_report(report: dict[str, Any]) -> None:
     """The human-readable tables: one per workload, then the targets."""
     from rich.console import Console
@@ -308,11 +355,13 @@ def print_report(report: dict[str, Any]) -> None:
         style="dim",
     )
     results = report["results"]
+    several = len({entry.get("transport", "ndjson") for entry in results}) > 1
     for workload in WORKLOADS:
         entries = [entry for entry in results if entry["workload"] == workload]
         if not entries:
             continue
-        servers = list(dict.fromkeys(entry["server"] for entry in entries))
+        columns = list(dict.fromkeys(_column(entry) for entry in entries))
+        servers = list(dict.fromkeys(server for server, _ in columns))
         loops = {
             entry["server"]: entry["runs"][0].get("server_loop", "")
             for entry in entries
@@ -321,37 +370,41 @@ def print_report(report: dict[str, Any]) -> None:
         table = Table(title=workload, title_justify="left", title_style="bold")
         table.add_column("size")
         table.add_column("metric")
-        for server in servers:
-            table.add_column(f"{server} ({loops.get(server, '')})", justify="right")
-        # Ratios are against the naive baseline when it ran, else against the other one.
+        for server, transport in columns:
+            shown = f"{server} {transport}" if several else server
+            table.add_column(f"{shown} ({loops.get(server, '')})", justify="right")
+        # Ratios are against the naive baseline when it ran, else against the other one,
+        # both over NDJSON (all they speak); and WebSocket members against NDJSON ones.
         versus = "naive" if "naive" in servers[1:] else (servers[1] if len(servers) > 1 else None)
+        ratios: list[tuple[tuple[str, str], tuple[str, str]]] = []
         if versus is not None:
+            ratios.append(((servers[0], "ndjson"), (versus, "ndjson")))
             table.add_column(f"{servers[0]} ÷ {versus}", justify="right")
+        websocket, ndjson = ("chatroom", "websocket"), ("chatroom", "ndjson")
+        if websocket in columns and ndjson in columns:
+            ratios.append((websocket, ndjson))
+            goal = f" (goal: within {TARGET_WEBSOCKET_RATIO:g}x)" if workload == "fanout" else ""
+            table.add_column(f"websocket ÷ ndjson{goal}", justify="right")
         sizes: list[dict[str, Any]] = []
         for entry in entries:
             if entry["size"] not in sizes:
                 sizes.append(entry["size"])
         for size in sizes:
-            by_server = {
-                entry["server"]: entry["median"] for entry in entries if entry["size"] == size
+            by_column = {
+                _column(entry): entry["median"] for entry in entries if entry["size"] == size
             }
             for number, (key, heading, spec) in enumerate(_COLUMNS[workload]):
-                cells = [_format(by_server.get(server, {}).get(key), spec) for server in servers]
-                if versus is not None:
-                    first, second = (
-                        by_server.get(server, {}).get(key) for server in (servers[0], versus)
+                cells = [_format(by_column.get(column, {}).get(key), spec) for column in columns]
+                for first, second in ratios:
+                    cells.append(
+                        _ratio(
+                            by_column.get(first, {}).get(key),
+                            by_column.get(second, {}).get(key),
+                            key,
+                            spec,
+                            goal=first == websocket and workload == "fanout",
+                        )
                     )
-                    ratio = "—"
-                    if (
-                        isinstance(first, int | float)
-                        and isinstance(second, int | float)
-                        and not isinstance(first, bool)
-                        and second
-                        and key not in _SUMMED
-                        and spec != "s"
-                    ):
-                        ratio = f"{first / second:.2f}x"
-                    cells.append(ratio)
                 table.add_row(
                     _size_text(size) if number == 0 else "",
                     heading,
@@ -361,6 +414,7 @@ def print_report(report: dict[str, Any]) -> None:
         console.print(table)
         for entry in entries:
             median = entry["median"]
+            who = " ".join(_column(entry)) if several else entry["server"]
             bottleneck = median.get("bottleneck")
             if bottleneck in ("load generator", "both (server and load generator)"):
                 verdict = (
@@ -369,7 +423,7 @@ def print_report(report: dict[str, Any]) -> None:
                     else "both at their limit: throughput is a lower bound for the server"
                 )
                 console.print(
-                    f"  note: {entry['server']} {_size_text(entry['size'])}: the load generator "
+                    f"  note: {who} {_size_text(entry['size'])}: the load generator "
                     f"was at {median.get('load_cpu_pct', 0):.0f} % of its core and the server "
                     f"at {median.get('server_cpu_pct') or 0:.0f} %: {verdict}",
                     style="yellow",
@@ -377,7 +431,7 @@ def print_report(report: dict[str, Any]) -> None:
                 )
             if (median.get("server_core_other_pct") or 0) >= OTHER_WARN_PCT:
                 console.print(
-                    f"  note: {entry['server']} {_size_text(entry['size'])}: other processes used "
+                    f"  note: {who} {_size_text(entry['size'])}: other processes used "
                     f"{median['server_core_other_pct']:.0f} % of the server's core; throughput "
                     "and latency are understated (CPU per delivery is not affected)",
                     style="yellow",
@@ -385,14 +439,14 @@ def print_report(report: dict[str, Any]) -> None:
                 )
             if median.get("hit_limit"):
                 console.print(
-                    f"  note: {entry['server']} {_size_text(entry['size'])} hit the "
+                    f"  note: {who} {_size_text(entry['size'])} hit the "
                     "workload's time limit; later runs were skipped",
                     style="yellow",
                     highlight=False,
                 )
             for sample in median.get("error_samples") or []:
                 console.print(
-                    f"  {entry['server']} error: {sample}",
+                    f"  {who} error: {sample}",
                     style="red",
                     highlight=False,
                     markup=False,

@@ -47,6 +47,7 @@ def _room_specs(
     rate: float,
     load_core: int | None,
     run_tag: str,
+    transport: str = "ndjson",
 ) -> list[_LoadSpec]:
     senders = _names("s", run_tag, options.senders)
     listeners = _names("r", run_tag, receivers)
@@ -63,7 +64,17 @@ def _room_specs(
     # Senders share processes with receivers: a process that falls behind reading also
     # sees its own sender's acknowledgements late, so it slows that sender down instead
     # of letting unread data pile up in the server.
-    parts = _split(clients, procs)
+    if transport == "mixed":
+        # Every other sender and receiver on each: the server's flushes then write to
+        # both kinds of member in join order, and both kinds have probes.
+        halves = (clients[0::2], clients[1::2])
+        parts_by = [
+            (kind, part)
+            for kind, half in zip(("ndjson", "websocket"), halves, strict=True)
+            for part in _split(half, max(1, procs // 2))
+        ]
+    else:
+        parts_by = [(transport, part) for part in _split(clients, procs)]
     return [
         _LoadSpec(
             mode=mode,
@@ -80,8 +91,9 @@ def _room_specs(
             connect_window=options.connect_window,
             core=load_core,
             phase_timeout_s=SETUP_TIMEOUT_S,
+            transport=kind,
         )
-        for number, part in enumerate(parts)
+        for number, (kind, part) in enumerate(parts_by)
     ]
 
 
@@ -93,9 +105,10 @@ def _room_run(
     rate: float,
     load_core: int | None,
     run_tag: str,
+    transport: str = "ndjson",
 ) -> dict[str, Any]:
     """One run of ``fanout`` (closed loop) or ``latency`` (open loop at ``rate`` msg/s)."""
-    specs = _room_specs(options, server, mode, receivers, rate, load_core, run_tag)
+    specs = _room_specs(options, server, mode, receivers, rate, load_core, run_tag, transport)
     group = _LoadGroup(specs)
     try:
         group.collect("ready", SETUP_TIMEOUT_S)
@@ -151,6 +164,16 @@ def _room_run(
         "bottleneck": _bottleneck(server_pct, load_pct, other_pct),
         "error_samples": _errors(reports),
     }
+    if transport == "mixed":
+        for kind in ("ndjson", "websocket"):
+            result[f"{kind}_deliveries_per_s"] = (
+                sum(
+                    report["window_deliveries"]
+                    for spec, report in zip(specs, reports, strict=True)
+                    if spec.transport == kind
+                )
+                / window_s
+            )
     if mode == "latency":
         result["offered_messages_per_s"] = rate
         result["skipped_sends"] = _sum(reports, "skipped")

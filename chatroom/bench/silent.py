@@ -22,6 +22,7 @@ def _silent_members(
     mode: str,
     names: list[str],
     timeout_s: float,
+    transport: str,
 ) -> _LoadGroup:
     """Load processes whose members join and say nothing (idle and join-storm)."""
     specs = [
@@ -41,6 +42,7 @@ def _silent_members(
             core=load_core,
             phase_timeout_s=timeout_s,
             lazy_members=options.lazy_members,
+            transport=transport,
         )
         for number, part in enumerate(_split(names, options.load_procs))
     ]
@@ -48,11 +50,13 @@ def _silent_members(
 
 
 def _idle_run(
-    options: Options, server: _Server, load_core: int | None, run_tag: str
+    options: Options, server: _Server, load_core: int | None, run_tag: str, transport: str
 ) -> dict[str, Any]:
     clients = options.idle_clients
     names = _names("w", run_tag, clients)
-    group = _silent_members(options, server, load_core, "idle", names, options.idle_timeout_s)
+    group = _silent_members(
+        options, server, load_core, "idle", names, options.idle_timeout_s, transport
+    )
     try:
         group.collect("ready", SETUP_TIMEOUT_S)
         rss_before = _proc_status_kib(server.pid, "VmRSS") if server.pid else None
@@ -102,11 +106,13 @@ def _idle_run(
 
 
 def _storm_run(
-    options: Options, server: _Server, load_core: int | None, run_tag: str
+    options: Options, server: _Server, load_core: int | None, run_tag: str, transport: str
 ) -> dict[str, Any]:
     clients = options.storm_clients
     names = _names("j", run_tag, clients)
-    group = _silent_members(options, server, load_core, "storm", names, options.storm_timeout_s)
+    group = _silent_members(
+        options, server, load_core, "storm", names, options.storm_timeout_s, transport
+    )
     try:
         ready = group.collect("ready", SETUP_TIMEOUT_S)
         t_go = time.monotonic_ns() + 100_000_000

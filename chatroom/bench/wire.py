@@ -48,26 +48,29 @@ class _JsonLinesLoad(_Load):
     # ---------------------------------------------------------------- input
 
     def _feed(self, client: _Client, data: bytes, now: int) -> None:
-        """Account for one chunk: only whole lines, counted with byte searches.
+        self._lines(client, data, 0, len(data), now)
+
+    def _lines(self, client: _Client, data: bytes, start: int, end: int, now: int) -> None:
+        """Account for the lines in ``data[start:end]``: only whole lines, counted with
+        byte searches; a partial last line waits in ``client.tail`` for the rest.
 
         Searches take bounds instead of slices: a chunk is up to 256 KiB, and copying it
         to drop a partial last line (or to prepend the previous one) costs as much as
         counting it.
         """
-        start = 0
         if client.tail:
-            first_end = data.find(b"\n") + 1
+            first_end = data.find(b"\n", start, end) + 1
             if not first_end:
-                client.tail += data
+                client.tail += data[start:end]
                 return
-            head, client.tail = client.tail + data[:first_end], b""
+            head, client.tail = client.tail + data[start:first_end], b""
             self._count(client, head, 0, len(head), now)
             start = first_end
-        end = data.rfind(b"\n", start) + 1
-        if end < len(data):
-            client.tail = data[max(start, end) :]
-        if end > start:
-            self._count(client, data, start, end, now)
+        last = data.rfind(b"\n", start, end) + 1
+        if last < end:
+            client.tail = data[max(start, last) : end]
+        if last > start:
+            self._count(client, data, start, last, now)
 
     def _count(self, client: _Client, data: bytes, start: int, end: int, now: int) -> None:
         """Account for the whole lines in ``data[start:end]``."""
