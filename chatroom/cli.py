@@ -9,7 +9,6 @@ import errno
 import importlib
 import importlib.util
 import logging
-import os
 import signal
 import socket
 import sqlite3
@@ -23,9 +22,13 @@ from typing import Any
 
 from chatroom import __version__
 from chatroom.address import DEFAULT_PORT, AddressError, parse_address
+from chatroom.config import ConfigError, add_ops_options, config_main, resolve
 from chatroom.framing import MAX_FRAME_BYTES
+from chatroom.history import parse_retention
 from chatroom.hub import DEFAULT_HISTORY_EVENTS, LAZY_MEMBERS_ABOVE, EventSink
+from chatroom.logs import configure_logging
 from chatroom.protocol import MAX_TEXT_CHARS
+from chatroom.reload import Reloader, admin_main, pid_file_path, remove_pid_file, write_pid_file
 from chatroom.server import (
     FLOOD_BURST,
     FLOOD_RATE_PER_S,
@@ -267,34 +270,20 @@ def server_main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["export"]:
         return _export_main(argv[1:])
     parser = _server_parser()
-    args = parser.parse_args(argv)
+    add_ops_options(parser)
+    if argv[:1] == ["config"]:
+        return config_main(argv[1:], parser)
+    if argv[:1] == ["admin"]:
+        return admin_main(argv[1:], parser)
     prog = parser.prog
+    # The file's values and the command line's, checked (ranges, --bind, retention).
     try:
-        host, port = parse_address(args.bind, default_host="0.0.0.0")
-    except AddressError as exc:
-        return _fail(prog, f"--bind {exc}")
-    for option in (
-        "max_frame_bytes",
-        "max_text",
-        "sendq",
-        "flood_burst",
-        "max_connections",
-        "max_per_ip",
-    ):
-        if getattr(args, option) < 1:
-            return _fail(prog, f"--{option.replace('_', '-')} must be at least 1")
-    if args.max_frame_bytes < 64:
-        return _fail(prog, "--max-frame-bytes must be at least 64")
-    # Zero or negative timers would close every connection at once; a negative history
-    # length made every join fail.
-    for option in ("handshake_timeout", "ping_interval", "ping_timeout"):
-        if not getattr(args, option) > 0:
-            return _fail(prog, f"--{option.replace('_', '-')} must be more than 0 seconds")
-    if args.history < 0:
-        return _fail(prog, "--history must be 0 or more")
+        resolved = resolve(parser, argv)
+    except ConfigError as exc:
+        return _fail(prog, str(exc))
+    args = resolved.args
+    host, port = parse_address(args.bind, default_host="0.0.0.0")
     ssl_context = None
-    if bool(args.tls_cert) != bool(args.tls_key):
-        return _fail(prog, "--tls-cert and --tls-key go together")
     if args.tls_cert:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         try:
@@ -303,14 +292,14 @@ def server_main(argv: Sequence[str] | None = None) -> int:
             return _fail(prog, f"cannot load the TLS certificate or key: {exc}")
     if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
         return _fail(prog, "--loop uvloop: uvloop is not installed (pip install 'chatroom[fast]')")
-    password = args.password if args.password is not None else os.environ.get("CHATROOM_PASSWORD")
+    password = args.password
 
     from rich.console import Console
 
     console = Console(stderr=False, highlight=False)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"
-    )
+    configure_logging(args.log_format, args.log_level)
+    for warning in resolved.warnings:
+        logging.getLogger("chatroom.config").warning(warning)
     # asyncio warns once per write to a connection it has already lost ("socket.send()
     # raised exception.", "SSL connection is closed"). Over TLS the server learns of a
     # reset only after a loop turn, so a peer that sends a chunk of garbage lines and
@@ -325,12 +314,9 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         )
     except OSError as exc:
         return _fail(prog, f"cannot open the transcript {args.transcript}: {exc.strerror or exc}")
-    from chatroom.history import HistoryStore, parse_retention
+    from chatroom.history import HistoryStore
 
-    try:
-        retention = parse_retention(args.history_retention)
-    except ValueError as exc:
-        return _fail(prog, f"--history-retention {exc}")
+    retention = parse_retention(args.history_retention)
     store = None
     if not args.no_history:
         try:
@@ -369,9 +355,21 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         web=not args.no_web,
         allow_origins=list(args.allow_origin),
         sinks=sinks,
+        metrics=not args.no_metrics,
+        metrics_allow=list(args.metrics_allow),
+    )
+    pid_path = pid_file_path(args)
+    reloader = Reloader(
+        parser,
+        argv,
+        resolved,
+        transcript=transcript,
+        console_sink=console_sink,
+        ssl_context=ssl_context,
+        status_path=pid_path.with_suffix(".reload"),
     )
     try:
-        return _run(_serve(config, transcript, console, prog), args.loop)
+        return _run(_serve(config, transcript, console, prog, reloader, pid_path), args.loop)
     finally:
         transcript.close()
         if store is not None:
@@ -392,11 +390,19 @@ def _run(main: Coroutine[Any, Any, int], loop: str) -> int:
         return runner.run(main)
 
 
-async def _serve(config: ServerConfig, transcript: Transcript, console: object, prog: str) -> int:
+async def _serve(
+    config: ServerConfig,
+    transcript: Transcript,
+    console: object,
+    prog: str,
+    reloader: Reloader,
+    pid_path: Path,
+) -> int:
     from rich.console import Console
 
     assert isinstance(console, Console)
     server = ChatServer(config)
+    reloader.server = server
     try:
         await server.start()
     except OSError as exc:
@@ -432,11 +438,16 @@ async def _serve(config: ServerConfig, transcript: Transcript, console: object, 
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
+    with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+        loop.add_signal_handler(signal.SIGHUP, reloader.reload)
+    wrote_pid = write_pid_file(pid_path)
     try:
         await stop.wait()
     finally:
         console.print("shutting down…", style="dim", highlight=False)
         await server.close()
+        if wrote_pid:
+            remove_pid_file(pid_path)
     return 0
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from chatroom.framing import ProtocolError
 from chatroom.protocol import Dm, Event, encode, format_ts, parse_server_frame
+from chatroom.stats import DurationHistogram
 
 __all__ = [
     "DEFAULT_HISTORY_PAGE",
@@ -196,6 +197,8 @@ class HistoryStore:
         self._appended_through = 0
         self._journal: _Journal | None = None
         self._writer: _Writer | None = None
+        # How long each commit to SQLite took, on whichever thread committed it.
+        self.commit_seconds = DurationHistogram()
         # Where the journal lives; ":memory:" (which has no WAL) keeps none.
         self._journal_paths = (
             tuple(path.parent / name for name in JOURNAL_NAMES) if mode == "wal" else ()
@@ -210,7 +213,7 @@ class HistoryStore:
                     raise failure
                 log.warning("history: %d events recovered from the journal", len(recovered))
             self._journal = _Journal(self._journal_paths)
-            self._writer = _Writer(path, self.retention)
+            self._writer = _Writer(path, self.retention, self.commit_seconds)
         # Without a thread (":memory:") each batch is committed in append, as it comes.
         self._pruning = _Pruning(self.retention)
         self._outage = _Outage(path)
@@ -255,8 +258,21 @@ class HistoryStore:
         self._journal.append(b"".join(frames), events[-1].id, self._writer.committed_through)
         self._writer.put(list(zip(events, frames, strict=True)))
 
+    @property
+    def healthy(self) -> bool:
+        """Whether the last journal write and the last commit worked, and the writer
+        thread is alive: what ``/healthz`` reports for the history."""
+        if self._closed or self._outage.failing:
+            return False
+        if self._journal is not None and self._journal.failing:
+            return False
+        return self._writer is None or self._writer.healthy
+
     def _commit_here(self, rows: list[Row]) -> None:
-        if not self._outage.stored(_commit(self._db, _chunks(rows))):
+        started = time.perf_counter()
+        failure = _commit(self._db, _chunks(rows))
+        self.commit_seconds.observe(time.perf_counter() - started)
+        if not self._outage.stored(failure):
             return
         if self._pruning.due(len(rows)):
             self.prune_step()
@@ -484,6 +500,10 @@ class _Outage:
         self._path = path
         self._failing = False
 
+    @property
+    def failing(self) -> bool:
+        return self._failing
+
     def stored(self, failure: sqlite3.Error | None) -> bool:
         """Whether a commit that ended with ``failure`` stored its rows; logged on change."""
         if failure is not None:
@@ -560,6 +580,10 @@ class _Journal:
         self._last_id = [0] * len(self._fds)
         self._failing = False
 
+    @property
+    def failing(self) -> bool:
+        return self._failing
+
     def append(self, data: bytes, last_id: int, committed_through: int) -> None:
         other = 1 - self._current
         if self._bytes >= JOURNAL_SWITCH_BYTES and self._last_id[other] <= committed_through:
@@ -600,12 +624,13 @@ class _Journal:
 class _Writer:
     """Commits the journal's rows to SQLite on a thread of its own, at idle priority."""
 
-    def __init__(self, path: Path, retention: Retention) -> None:
+    def __init__(self, path: Path, retention: Retention, durations: DurationHistogram) -> None:
         # Opened here, before the server says it is ready, so every file it holds (the
         # database, its WAL and shared memory) is open by then, not later.
         self._db: sqlite3.Connection | None = _connect(path)
         self.path = path
         self._retention = retention
+        self._durations = durations
         self._pruning = _Pruning(retention)
         # The connection is the thread's, except for prune_step called from outside.
         self._db_lock = threading.Lock()
@@ -630,6 +655,10 @@ class _Writer:
                     lambda: self.backlog <= PENDING_ROWS_MAX // 2 or not self._thread.is_alive(),
                     WRITER_WAIT_S,
                 )
+
+    @property
+    def healthy(self) -> bool:
+        return self._thread.is_alive() and not self._outage.failing
 
     def wait_committed(self, through_id: int, timeout: float) -> bool:
         with self._changed:
@@ -686,7 +715,10 @@ class _Writer:
             [_row(event, frame) for event, frame in events[start : start + INSERT_ROWS_MAX]]
             for start in range(0, len(events), INSERT_ROWS_MAX)
         )
-        if not self._outage.stored(_commit(self._db, chunks)):
+        started = time.perf_counter()
+        failure = _commit(self._db, chunks)
+        self._durations.observe(time.perf_counter() - started)
+        if not self._outage.stored(failure):
             return
         if self._pruning.due(len(events)):
             self._pruning.reset()

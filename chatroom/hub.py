@@ -67,6 +67,7 @@ from chatroom.protocol import (
     encode,
     format_ts,
 )
+from chatroom.stats import Stats
 
 __all__ = [
     "DEFAULT_HISTORY_EVENTS",
@@ -209,6 +210,8 @@ class Hub:
         self._big_rooms: set[str] = set()
         self._flush_cost = 0.0  # seconds, smoothed over recent flushes
         self._replies_handle: asyncio.Handle | None = None
+        # Counted per flush and per batch, read by the metrics at scrape time.
+        self.stats = Stats()
 
     # ------------------------------------------------------------------ the interface
 
@@ -522,6 +525,7 @@ class Hub:
             self._flush_once()
         ended = self._clock()
         cost = ended - started
+        self.stats.flush_seconds.observe(cost)
         self._flush_cost += (cost - self._flush_cost) * FLUSH_COST_SMOOTHING
         # The smaller of the two: one flush slowed by a page fault or a checkpoint does
         # not make the next one wait as long, and a small room's flush right after a big
@@ -593,12 +597,14 @@ class Hub:
         """Queue ``first`` (its welcome or joined; ``encoded``: its NDJSON bytes) and the
         replay for ``member``, in the member's wire format."""
         wire = member.wire
+        queued = len(member.replies)
         if wire is None:
             member.replies.append(encoded)
             member.replies.extend(encode(event) for event in replay)
         else:
             member.replies.append(wire.encode_reply(first, encoded))
             member.replies.extend(wire.encode_event(event, encode(event)) for event in replay)
+        self.stats.bytes_out += sum(len(chunk) for chunk in member.replies[queued:])
         self._pending_replies.append(member)
 
     def _send_reply_now(self, member: Member, frame: ServerFrame, encoded: bytes) -> None:
@@ -769,6 +775,8 @@ class Hub:
 
         outgoing = take_replies(waiting_replies)
         if batch:
+            # Before the fan-out, which may drop slow readers from the rooms.
+            self.stats.record_batch(batch, self._rooms)
             first_room = batch[0][0].room
             if first_room and all(
                 event.room == first_room and not also for event, _, also in batch

@@ -90,6 +90,11 @@ class SendQBound:
         # What is still queued of one big payload sent while the peer had caught up.
         self._burst = 0
 
+    def set_bounds(self, hard_bytes: int, soft_bytes: int) -> None:
+        """New bounds (a reload); what is queued is judged by them from the next send."""
+        self._hard_bytes = hard_bytes
+        self._soft_bytes = soft_bytes
+
     def over_bound(self, backlog: int, size: int, now: float) -> bool:
         """Whether a peer with ``backlog`` bytes unread must be dropped rather than be
         sent ``size`` more; when not, the bytes are counted as sent.

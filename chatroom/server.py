@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from chatroom import __version__
 from chatroom.framing import MAX_FRAME_BYTES, ErrorCode
@@ -38,8 +39,12 @@ from chatroom.session import (
     SessionLimits,
 )
 from chatroom.transports import Connection
+from chatroom.transports.base import SessionCarrier
 from chatroom.transports.http import StaticFiles
 from chatroom.transports.ndjson import READ_CHUNK_BYTES, NdjsonConnection, StreamOutbox
+
+if TYPE_CHECKING:
+    from chatroom.metrics import Ops
 
 __all__ = [
     "FLOOD_BURST",
@@ -92,6 +97,9 @@ class ServerConfig(SessionLimits):
     web: bool = True
     allow_origins: list[str] = field(default_factory=list)
     sinks: list[EventSink] = field(default_factory=list)
+    # /metrics and /healthz on the same port, to loopback and these networks (CIDR).
+    metrics: bool = True
+    metrics_allow: list[str] = field(default_factory=list)
 
 
 class ChatServer:
@@ -123,6 +131,12 @@ class ChatServer:
         self._closed = asyncio.Event()
         self._drained = asyncio.Event()
         self.static_files = StaticFiles()
+        self.ops: Ops | None = None
+        if config.metrics:
+            # Imported here: a server without metrics never loads prometheus-client.
+            from chatroom.metrics import Ops
+
+            self.ops = Ops(self, config.metrics_allow)
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -135,6 +149,27 @@ class ChatServer:
     def connection_count(self) -> int:
         """Open connections, joined or not."""
         return len(self._connections)
+
+    @property
+    def connections(self) -> Set[Connection]:
+        """The open connections (a live view: copy it before closing any)."""
+        return self._connections
+
+    @property
+    def serving(self) -> bool:
+        """Whether the listener is accepting connections."""
+        return self._server is not None and self._server.is_serving() and not self.closing
+
+    def apply_limits(self) -> None:
+        """Make limits changed in ``config`` (a reload) hold from now on: for new
+        connections, and for open ones too (their flood pace and SendQ bounds)."""
+        config = self.config
+        self._counter.max_total = config.max_connections
+        self._counter.max_per_ip = config.max_per_ip
+        self.hub.max_text_chars = config.max_text_chars
+        for conn in self._connections:
+            if isinstance(conn, SessionCarrier):
+                conn.refresh_limits()
 
     @property
     def closing(self) -> bool:
@@ -157,6 +192,8 @@ class ChatServer:
             if self.config.ssl_context
             else None,
         )
+        if self.ops is not None:
+            self.ops.start()
 
     def admit(self, conn: Connection, host: str) -> Error | None:
         """Count a new connection from ``host`` in (None), or say why it is refused:
@@ -192,6 +229,8 @@ class ChatServer:
         if self._closed.is_set():
             return
         self._closed.set()
+        if self.ops is not None:
+            self.ops.close()
         if self._server is not None:
             self._server.close()
         self.hub.shutdown()

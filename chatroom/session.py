@@ -69,6 +69,8 @@ AUTH_FAILURE_DELAY_S = 0.5
 LOG_TEXT_CHARS = 80
 
 Reply = Error | Members | Ping | Pong | History | Rooms
+# The server ended these sessions, not the peer: each is worth a line in the log.
+_DROPPED = frozenset({LeaveReason.SLOW_CONSUMER, LeaveReason.TIMEOUT, LeaveReason.KICKED})
 
 
 @dataclass
@@ -244,9 +246,25 @@ class Session:
         if self.closing:
             return
         self.closing = True
+        self._hub.stats.sessions_ended[reason.value] += 1
         if self.member is not None:
             self._hub.leave(self.member, reason)
-            self._log_member("left", reason.value)
+            if reason in _DROPPED:
+                name = truncate(inert(self.member.name), LOG_TEXT_CHARS)
+                log.info(
+                    "%s %s was dropped: %s",
+                    self.peer,
+                    name,
+                    reason.value,
+                    extra={
+                        "event": "dropped",
+                        "peer": self.peer,
+                        "name": name,
+                        "reason": reason.value,
+                    },
+                )
+            else:
+                self._log_member("left", reason.value)
         self._link.close(reason)
 
     def detach(self) -> None:
@@ -270,6 +288,7 @@ class Session:
         answers the server's own ping."""
         if type(frame) is Pong or self.bucket.take(now):
             return True
+        self._hub.stats.rate_limited += 1
         if self.bucket.flooding:
             self.error(ErrorCode.RATE_LIMITED, "flooding; disconnected")
             self.drop(LeaveReason.KICKED)

@@ -85,6 +85,19 @@ class Transcript:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         self._size = os.fstat(self._fd).st_size
 
+    def move_to(self, path: Path) -> None:
+        """Write to ``path`` from now on (a reload named another file).
+
+        Raises:
+            OSError: it cannot be opened; the old file is still the one written.
+        """
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        self.close()
+        self.path = path
+        self._fd = fd
+        self._size = os.fstat(fd).st_size
+
     def close(self) -> None:
         """Close the file; later appends reopen it."""
         if self._fd is not None:

@@ -36,12 +36,13 @@ class StreamOutbox(SendQBound):
     Never awaits: the fan-out loop must not stall on one slow reader. Never raises.
     """
 
-    __slots__ = ("_conn", "_fd", "_loop", "_transport", "closed")
+    __slots__ = ("_conn", "_fd", "_loop", "_stats", "_transport", "closed")
 
     def __init__(self, conn: SessionCarrier, transport: asyncio.WriteTransport) -> None:
         config = conn.server.config
         super().__init__(config.max_sendq_bytes, config.soft_sendq_bytes, config.soft_sendq_grace_s)
         self._conn = conn
+        self._stats = conn.server.hub.stats
         self._loop = conn.loop
         self._transport = transport
         self.closed = False
@@ -72,6 +73,10 @@ class StreamOutbox(SendQBound):
                 return
             transport.write(payload[sent:])
             return
+        # Only a peer that has fallen behind gets here, so the fast path above pays
+        # nothing for the high-water mark.
+        if backlog > self._stats.sendq_high_water:
+            self._stats.sendq_high_water = backlog
         if self.over_bound(backlog, len(payload), self._loop.time()):
             self._conn.session.drop(LeaveReason.SLOW_CONSUMER)
             return
@@ -122,6 +127,8 @@ class SessionCarrier:
 
     # What the hub writes this connection's events in; None: NDJSON as it encodes them.
     wire: WireFormat | None = None
+    # The transport's name in the metrics' connection counts.
+    transport_name = "ndjson"
 
     def __init__(self, server: ChatServer) -> None:
         self.server = server
@@ -189,8 +196,28 @@ class SessionCarrier:
             self.server.replace(other, self)
         self._sync_timer()
 
+    def refresh_limits(self) -> None:
+        """Take on the server's limits as they are now (a reload changed them): the
+        flood bucket's pace and burst, the SendQ bounds. Deadlines and the password
+        are read from the limits whenever they are used, so they need nothing here."""
+        limits = self.server.session_limits
+        bucket = self.session.bucket
+        bucket.rate = limits.flood_rate
+        bucket.burst = limits.flood_burst
+        bucket.tokens = min(bucket.tokens, float(limits.flood_burst))
+        config = self.server.config
+        self.outbox.set_bounds(config.max_sendq_bytes, config.soft_sendq_bytes)
+
     def _refuse(self, refusal: Reply | None) -> None:
+        reason = getattr(refusal, "code", "shutting_down")
+        self.server.hub.stats.refused[reason] += 1
         if refusal is not None:
+            log.info(
+                "refused a connection from %s: %s",
+                self.session.peer,
+                reason,
+                extra={"event": "refused", "peer": self.session.peer, "reason": reason},
+            )
             self.send_reply(refusal)
         self.session.detach()
         self.outbox.closed = True
@@ -224,6 +251,7 @@ class SessionCarrier:
     def send_reply(self, frame: Reply) -> None:
         data = self.encode_reply(frame)
         if data:
+            self.server.hub.stats.bytes_out += len(data)
             self.outbox.send(data)
 
     def pause_reading(self) -> None:

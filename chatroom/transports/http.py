@@ -24,6 +24,7 @@ __all__ = [
     "WEB_ROOT",
     "StaticFiles",
     "origin_allowed",
+    "text_response",
 ]
 
 WEBSOCKET_PATH = "/ws"
@@ -98,6 +99,13 @@ class StaticFiles:
         if len(self._cache) < 256:  # what a probe for random names can make us hold
             self._cache[name] = body
         return body
+
+
+def text_response(
+    status: http.HTTPStatus, body: bytes, content_type: str = "text/plain; charset=utf-8"
+) -> Response:
+    """A complete response with the security headers every response here carries."""
+    return _response(status, body, content_type)
 
 
 def _response(

@@ -63,7 +63,8 @@ class NdjsonConnection(SessionCarrier, asyncio.BufferedProtocol):
         super().__init__(server)
         self.decoder = FrameDecoder(server.config.max_frame_bytes)
         # The first bytes, held until they tell NDJSON from HTTP (None: told).
-        self._head: bytes | None = b"" if server.config.web else None
+        # The metrics and health check are HTTP too, so they need it even without the web app.
+        self._head: bytes | None = b"" if server.config.web or server.config.metrics else None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.carry(transport)
@@ -80,6 +81,7 @@ class NdjsonConnection(SessionCarrier, asyncio.BufferedProtocol):
             return
         now = self.loop.time()
         session.last_received = now
+        self.server.hub.stats.bytes_in += nbytes
         data = bytes(_READ_VIEW[:nbytes])
         if self._head is not None:
             data = self._head + data

@@ -15,6 +15,7 @@ lets them be shared.
 from __future__ import annotations
 
 import asyncio
+import http
 import logging
 import struct
 from typing import TYPE_CHECKING
@@ -28,7 +29,7 @@ from chatroom.framing import ErrorCode, ProtocolError, decode_frame
 from chatroom.protocol import Event, LeaveReason, Ping, ServerFrame, encode, parse_client_frame
 from chatroom.session import Reply
 from chatroom.transports.base import SessionCarrier
-from chatroom.transports.http import WEBSOCKET_PATH, origin_allowed
+from chatroom.transports.http import WEBSOCKET_PATH, origin_allowed, text_response
 
 if TYPE_CHECKING:
     from chatroom.server import ChatServer
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 __all__ = ["WEBSOCKET_WIRE", "WebConnection", "WebSocketWire", "text_frame"]
 
 log = logging.getLogger("chatroom.server")
+# The library logs every connection opened and every HTTP response at INFO: a line per
+# browser and per metrics scrape. Its own logger lets the log keep them to debug.
+_library_log = logging.getLogger("chatroom.websocket")
 
 # Close codes (RFC 6455 section 7.4.1) for why the server ends a session.
 _CLOSE_CODES = {
@@ -88,7 +92,7 @@ class WebConnection(SessionCarrier, asyncio.Protocol):
         config = server.config
         # Client messages are frames, so a frame's limit is a message's: past it the
         # library closes with 1009 (message too big), fragments counted together.
-        self._ws = ServerProtocol(max_size=config.max_frame_bytes, logger=log)
+        self._ws = ServerProtocol(max_size=config.max_frame_bytes, logger=_library_log)
         self._fragments: list[bytes] | None = None
         self._open = False
 
@@ -103,6 +107,7 @@ class WebConnection(SessionCarrier, asyncio.Protocol):
             return
         now = self.loop.time()
         session.last_received = now
+        self.server.hub.stats.bytes_in += len(data)
         self._ws.receive_data(data)
         self._handle_events(now)
 
@@ -165,9 +170,20 @@ class WebConnection(SessionCarrier, asyncio.Protocol):
                 # protocol error). Whoever was joined leaves; then the socket closes.
                 self.session.drop(LeaveReason.DISCONNECTED)
 
+    @property
+    def transport_name(self) -> str:  # type: ignore[override]
+        return "websocket" if self._open else "http"
+
     def _request(self, request: Request) -> None:
         ws = self._ws
         path = request.path.split("?", 1)[0]
+        ops = self.server.ops
+        if ops is not None and path in ops.paths:
+            ws.send_response(ops.respond(request, self.peer_host))
+            return
+        if not self.server.config.web:
+            ws.send_response(text_response(http.HTTPStatus.NOT_FOUND, b"not found\n"))
+            return
         if path != WEBSOCKET_PATH:
             response = self.server.static_files.respond(request.method, path)
             ws.send_response(response)
