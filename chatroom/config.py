@@ -284,7 +284,8 @@ def _line_of(text: str, key: str) -> int:
     """The line where ``key`` is set or opens a table (1 when it cannot be found)."""
     quoted = re.escape(key)
     pattern = re.compile(
-        rf"""^\s*(?:\[+\s*)?(?:{quoted}|"{quoted}"|'{quoted}')\s*[=.\]]""", re.MULTILINE
+        rf"""^[ \t]*(?:\[+[ \t]*)?(?:{quoted}|"{quoted}"|'{quoted}')[ \t]*[=.\]]""",
+        re.MULTILINE,
     )
     match = pattern.search(text)
     return text.count("\n", 0, match.start()) + 1 if match else 1

@@ -259,7 +259,7 @@ class Session:
                     extra={
                         "event": "dropped",
                         "peer": self.peer,
-                        "name": name,
+                        "member": name,
                         "reason": reason.value,
                     },
                 )
