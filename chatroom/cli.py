@@ -210,7 +210,8 @@ def _server_parser() -> argparse.ArgumentParser:
     access.add_argument(
         "--no-web",
         action="store_true",
-        help="serve no web app or WebSocket on the port: chatroom-tui and NDJSON only",
+        help="serve no web app or WebSocket on the port: chatroom-tui and NDJSON only "
+        "(/metrics and /healthz stay, unless --no-metrics)",
     )
     return parser
 

@@ -367,8 +367,10 @@ async def test_ndjson_split_byte_by_byte_and_garbage_stay_ndjson(
 
 
 async def test_without_web_an_http_request_is_ndjson_garbage(start_server: StartServer) -> None:
-    """With the web side off (--no-web), HTTP gets the NDJSON answer to garbage."""
-    running = await start_server(web=False)
+    """With the web side and the metrics off (--no-web --no-metrics), HTTP gets the
+    NDJSON answer to garbage. (With metrics on, /metrics and /healthz answer and
+    every other path is a 404: see test_ops_metrics.)"""
+    running = await start_server(web=False, metrics=False)
     raw = await running.raw()
     await raw.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert (await raw.expect("error"))["code"] == "bad_frame"
