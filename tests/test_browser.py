@@ -12,12 +12,14 @@ import asyncio
 import os
 import re
 import shutil
+import ssl
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from conftest import TIMEOUT_S, RunningServer, StartServer
 
 from chatroom.client import ClientConnection
@@ -345,3 +347,32 @@ async def test_a_taken_name_is_asked_again_with_an_alert(
     await form.get_by_role("button", name="Join").click()
     await connected(page)
     await taken.close()
+
+
+async def test_with_tls_the_page_is_https_and_the_chat_wss(
+    browser: Any, start_server: StartServer
+) -> None:
+    """A server with a certificate serves the app over https on the same port, and the
+    app talks to it over wss: it joins and hears an NDJSON-over-TLS member."""
+    ca = trustme.CA()
+    server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ssl)
+    running = await start_server(flood_rate=0, ssl_context=server_ssl)
+    context = await browser.new_context(ignore_https_errors=True)
+    page = await context.new_page()
+    page.set_default_timeout(MS)
+    response = await page.goto(f"https://{running.host}:{running.port}/")
+    assert response is not None and response.ok
+    form = page.get_by_role("form", name="Join")
+    await form.get_by_role("textbox", name="Name").fill("alice")
+    await form.get_by_role("button", name="Join").click()
+    await connected(page)
+    client_ssl = ssl.create_default_context()
+    ca.configure_trust(client_ssl)
+    bob = await ClientConnection.connect(running.host, running.port, ssl_context=client_ssl)
+    async with asyncio.timeout(TIMEOUT_S):
+        await bob.hello("bob")
+    await bob.say("over tls")
+    await shows(page, "over tls")
+    assert await page.evaluate("() => window.isSecureContext") is True
+    await bob.close()

@@ -17,6 +17,7 @@ import pytest
 from conftest import TIMEOUT_S, RawClient, RunningServer, StartServer, expect, wait_for
 
 import chatroom.server as server_module
+import chatroom.transports.base as base_module
 import chatroom.transports.ndjson as ndjson_module
 from chatroom.client import ClientConnection, ConnectionClosed
 from chatroom.framing import MAX_FRAME_BYTES, FrameDecoder
@@ -315,7 +316,7 @@ async def test_peer_that_never_reads_cannot_hold_a_closed_socket(
     """A member lets output pile up unread, then says bye: its leave is quit, and the
     socket, closed gracefully, is aborted after CLOSE_DRAIN_S instead of lingering for
     ever outside the connection count."""
-    monkeypatch.setattr(ndjson_module, "CLOSE_DRAIN_S", 0.2)
+    monkeypatch.setattr(base_module, "CLOSE_DRAIN_S", 0.2)
     running = await start_server(flood_rate=0, max_sendq_bytes=64 << 20, soft_sendq_bytes=64 << 20)
     fast = Collector(await running.client("fast"))
     writer = await _sleeper(running, "sleeper")

@@ -4,7 +4,10 @@ with real sockets and the websockets library's own client."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,8 +18,9 @@ from conftest import TIMEOUT_S, RunningServer, StartServer, expect, wait_for
 from websockets.asyncio.client import ClientConnection as WsClient
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.frames import Frame, Opcode
 
-from chatroom.protocol import Leave, Message
+from chatroom.protocol import Join, Leave, Message
 from chatroom.transports.http import CONTENT_SECURITY_POLICY, StaticFiles
 
 
@@ -375,3 +379,41 @@ async def test_without_web_an_http_request_is_ndjson_garbage(start_server: Start
     await raw.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert (await raw.expect("error"))["code"] == "bad_frame"
     raw.close()
+
+
+async def test_a_websocket_member_that_never_reads_is_dropped_as_a_slow_consumer(
+    start_server: StartServer,
+) -> None:
+    """The SendQ bound holds over WebSocket as over NDJSON: a member that stops reading
+    while the room talks is dropped with slow_consumer, and the talkers lose nothing."""
+    running = await start_server(
+        flood_rate=0, max_sendq_bytes=64 * 1024, soft_sendq_bytes=16 * 1024
+    )
+    talker = await running.client("talker")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (running.host, running.port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        f"GET /ws HTTP/1.1\r\nHost: {running.host}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    async with asyncio.timeout(TIMEOUT_S):
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+    hello = json.dumps({"type": "hello", "protocol": 1, "name": "sleeper"}).encode()
+    writer.write(Frame(Opcode.TEXT, hello).serialize(mask=True, extensions=[]))
+    await writer.drain()
+    await expect(talker, Join, where=lambda j: j.name == "sleeper")
+    sent = 0
+    while "sleeper" in running.server.hub.members():
+        await talker.say(f"{sent} " + "x" * 3900)
+        await expect(talker, Message, where=lambda m, n=sent: m.text.startswith(f"{n} "))
+        sent += 1
+        assert sent < 5_000
+    leave = await expect(talker, Leave, where=lambda f: f.name == "sleeper")
+    assert leave.reason == "slow_consumer"
+    writer.close()
+    await talker.close()
