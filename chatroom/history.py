@@ -7,6 +7,10 @@ start. So a client never holds an event the store can lose to a crash of the ser
 and the loop never waits for SQLite. SQLite runs in WAL mode with
 ``synchronous=NORMAL``: like the journal, it can lose the last moments only to a power
 cut, and stays consistent through one.
+
+A little over the usual size (about 730 lines): the journal, the writer thread and the
+queries share one connection discipline and one set of locks, which splitting them
+would spread over two modules that each need the other's internals.
 """
 
 from __future__ import annotations
