@@ -209,6 +209,18 @@ def _server_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve no web app or WebSocket on the port: chatroom-tui and NDJSON only",
     )
+    irc = parser.add_argument_group("IRC gateway")
+    irc.add_argument(
+        "--irc",
+        metavar="HOST:PORT",
+        help="also let IRC clients (irssi, WeeChat, HexChat) in on this address, e.g. "
+        "0.0.0.0:6667; TLS with --tls-cert (off unless given)",
+    )
+    irc.add_argument(
+        "--server-name",
+        metavar="NAME",
+        help="the server's name in IRC numerics (default: this machine's host name)",
+    )
     return parser
 
 
@@ -292,6 +304,16 @@ def server_main(argv: Sequence[str] | None = None) -> int:
             return _fail(prog, f"--{option.replace('_', '-')} must be more than 0 seconds")
     if args.history < 0:
         return _fail(prog, "--history must be 0 or more")
+    irc_host, irc_port = "0.0.0.0", None
+    if args.irc:
+        try:
+            irc_host, irc_port = parse_address(args.irc, default_host="0.0.0.0")
+        except AddressError as exc:
+            return _fail(prog, f"--irc {exc}")
+    if args.server_name is not None and (
+        not args.server_name or any(char in args.server_name for char in " \r\n\0:!@,")
+    ):
+        return _fail(prog, "--server-name must be one word, e.g. chat.example.org")
     ssl_context = None
     if bool(args.tls_cert) != bool(args.tls_key):
         return _fail(prog, "--tls-cert and --tls-key go together")
@@ -369,6 +391,9 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         web=not args.no_web,
         allow_origins=list(args.allow_origin),
         sinks=sinks,
+        irc_host=irc_host,
+        irc_port=irc_port,
+        irc_server_name=args.server_name,
     )
     try:
         return _run(_serve(config, transcript, console, prog), args.loop)
@@ -421,6 +446,10 @@ async def _serve(config: ServerConfig, transcript: Transcript, console: object, 
             line = f"{line:<{width + len(scheme) + 20}}  or a browser: {http}://{address}"
         console.print(line, style="bold", highlight=False)
     console.print(f"transcript: {transcript.path.resolve()}   (tail -f it)", highlight=False)
+    for _, irc_port in server.irc_addresses[:1]:
+        irc_tls = " with TLS" if config.ssl_context else ""
+        for address in display_addresses(config.irc_host, irc_port, _interface_addresses()):
+            console.print(f"    an IRC client{irc_tls}: {address}", style="bold", highlight=False)
     if config.history_store is not None:
         console.print(f"history:    {config.history_store.path}", highlight=False)
     if config.password:
