@@ -445,11 +445,11 @@ async def _serve(config: ServerConfig, transcript: Transcript, console: object, 
         if web:
             line = f"{line:<{width + len(scheme) + 20}}  or a browser: {http}://{address}"
         console.print(line, style="bold", highlight=False)
-    console.print(f"transcript: {transcript.path.resolve()}   (tail -f it)", highlight=False)
     for _, irc_port in server.irc_addresses[:1]:
         irc_tls = " with TLS" if config.ssl_context else ""
         for address in display_addresses(config.irc_host, irc_port, _interface_addresses()):
             console.print(f"    an IRC client{irc_tls}: {address}", style="bold", highlight=False)
+    console.print(f"transcript: {transcript.path.resolve()}   (tail -f it)", highlight=False)
     if config.history_store is not None:
         console.print(f"history:    {config.history_store.path}", highlight=False)
     if config.password:

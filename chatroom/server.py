@@ -185,7 +185,7 @@ class ChatServer:
         config = self.config
         if not config.irc_server_name:
             config.irc_server_name = socket.gethostname() or "chatroom"
-        info = server_info(self)
+        info = server_info(config.irc_server_name)
         assert config.irc_port is not None
         self._irc_server = await asyncio.get_running_loop().create_server(
             lambda: IrcConnection(self, info),

@@ -2,8 +2,9 @@
 
 The grammar is RFC 1459's as modern clients send it (modern.ircdocs.horse) with IRCv3
 message tags. Limits: a line's body (source, command, params and the ending) is at most
-512 bytes, its tags at most 8,191 more (IRCv3 message-tags). Lines end in ``\\r\\n``;
-a bare ``\\n`` is accepted, as every server does, and input may arrive split anywhere.
+512 bytes, its tags at most 4,096 more (IRCv3 message-tags, for a client's). Lines end
+in ``\\r\\n``; a bare ``\\n`` is accepted, as every server does, and input may arrive
+split anywhere.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ __all__ = [
     "unescape_tag_value",
 ]
 
-# RFC 1459: 512 bytes, CR LF included. IRCv3: tags (with "@" and the space) up to 8,191.
+# RFC 1459: 512 bytes, CR LF included. IRCv3 message-tags: a client's tags, with "@" and
+# the space after them, up to 4,096 bytes (a server's may take 8,191; none are read).
 MAX_BODY_BYTES = 512
-MAX_TAGS_BYTES = 8191
+MAX_TAGS_BYTES = 4096
 _MAX_LINE_BYTES = MAX_BODY_BYTES + MAX_TAGS_BYTES
 # At most this many parameters (RFC 1459: 15); later ones stay part of the last.
 _MAX_PARAMS = 15

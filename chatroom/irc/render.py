@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import lru_cache
 
+from chatroom import __version__
+from chatroom.hub import MAX_ROOMS_PER_MEMBER, MAX_TOPIC_CHARS
 from chatroom.irc.lines import MAX_BODY_BYTES, format_line
 from chatroom.irc.names import split_text, to_channel, to_nick
+from chatroom.names import MAX_NAME_CHARS
 from chatroom.protocol import (
     Dm,
     Event,
@@ -29,6 +33,7 @@ from chatroom.protocol import (
 )
 
 __all__ = [
+    "MAX_TARGETS",
     "MEMBER_HOST",
     "MEMBER_USER",
     "IrcCaps",
@@ -37,6 +42,7 @@ __all__ = [
     "irc_wire",
     "message_lines",
     "names_lines",
+    "server_info",
     "source_of",
 ]
 
@@ -315,6 +321,33 @@ class IrcWire:
 
 
 _REASONS = frozenset(reason.value for reason in LeaveReason)
+# At most this many targets in one PRIVMSG or NOTICE (TARGMAX).
+MAX_TARGETS = 4
+
+
+def server_info(name: str) -> ServerInfo:
+    """The server called ``name`` as the welcome burst describes it, ISUPPORT included."""
+    return ServerInfo(
+        name=name,
+        version=f"chatroom-{__version__}",
+        created=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        isupport=(
+            "CASEMAPPING=ascii",
+            f"CHANLIMIT=#:{MAX_ROOMS_PER_MEMBER}",
+            "CHANMODES=,,,n",
+            f"CHANNELLEN={MAX_NAME_CHARS + 1}",
+            "CHANTYPES=#",
+            # Messages carry no client-only tags: the chat's other clients have none.
+            "CLIENTTAGDENY=*",
+            "LINELEN=512",
+            f"MAXTARGETS={MAX_TARGETS}",
+            "NETWORK=chatroom",
+            f"NICKLEN={MAX_NAME_CHARS}",
+            "PREFIX=",
+            f"TARGMAX=JOIN:,PART:,NAMES:,PRIVMSG:{MAX_TARGETS},NOTICE:{MAX_TARGETS},WHOIS:1",
+            f"TOPICLEN={MAX_TOPIC_CHARS}",
+        ),
+    )
 
 
 @lru_cache(maxsize=256)

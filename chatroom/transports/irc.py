@@ -19,15 +19,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from chatroom import __version__
 from chatroom.framing import ErrorCode, ProtocolError
-from chatroom.hub import MAX_ROOMS_PER_MEMBER, MAX_TOPIC_CHARS
 from chatroom.irc.lines import IrcLine, LineDecoder, LineTooLong, format_line
 from chatroom.irc.names import NameNotMapped, from_channel, from_nick, to_channel, to_nick
 from chatroom.irc.render import (
+    MAX_TARGETS,
     MEMBER_HOST,
     MEMBER_USER,
     IrcCaps,
@@ -35,8 +33,9 @@ from chatroom.irc.render import (
     ServerInfo,
     irc_wire,
     names_lines,
+    server_info,
 )
-from chatroom.names import MAX_NAME_CHARS
+from chatroom.irc.replies import CLOSING_ERRORS, error_numeric
 from chatroom.protocol import (
     Bye,
     ClientFrame,
@@ -69,8 +68,6 @@ log = logging.getLogger("chatroom.server")
 # What CAP LS offers. multi-prefix changes nothing while rooms have no ranks, and is
 # offered because clients ask for it and it is true of this server.
 CAPABILITIES = ("batch", "echo-message", "message-tags", "multi-prefix", "server-time")
-# At most this many targets in one PRIVMSG or NOTICE (TARGMAX).
-MAX_TARGETS = 4
 
 _ACTION = "\x01ACTION"
 # Channel lists a MODE query may ask for, and the numeric that ends each (all empty).
@@ -82,30 +79,6 @@ _CLOSING = {
     LeaveReason.SHUTDOWN: "Server shutting down",
     LeaveReason.DISCONNECTED: "Connection closed",
 }
-
-
-def server_info(server: ChatServer) -> ServerInfo:
-    """The server as the welcome burst describes it, ISUPPORT included."""
-    config = server.config
-    return ServerInfo(
-        name=config.irc_server_name or "chatroom",
-        version=f"chatroom-{__version__}",
-        created=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        isupport=(
-            "CASEMAPPING=ascii",
-            f"CHANLIMIT=#:{MAX_ROOMS_PER_MEMBER}",
-            "CHANMODES=,,,n",
-            f"CHANNELLEN={MAX_NAME_CHARS + 1}",
-            "CHANTYPES=#",
-            "LINELEN=512",
-            f"MAXTARGETS={MAX_TARGETS}",
-            "NETWORK=chatroom",
-            f"NICKLEN={MAX_NAME_CHARS}",
-            "PREFIX=",
-            f"TARGMAX=JOIN:,PART:,NAMES:,PRIVMSG:{MAX_TARGETS},NOTICE:{MAX_TARGETS},WHOIS:1",
-            f"TOPICLEN={MAX_TOPIC_CHARS}",
-        ),
-    )
 
 
 Handler = Callable[["IrcConnection", IrcLine, float], None]
@@ -244,40 +217,14 @@ class IrcConnection(SessionCarrier, asyncio.Protocol):
         self._write(format_line("NOTICE", self._me(), text, source=self._info.name))
 
     def _error_lines(self, error: Error, context: tuple[str, str] | None) -> bytes:
-        command, target = context or ("", "")
-        code = error.code
-        if command == "NOTICE":
-            return b""  # RFC 2812: a NOTICE is never answered
-        numeric: tuple[str, ...] | None = None
-        if code == ErrorCode.AUTH_FAILED:
-            numeric = ("464", "Password incorrect")
-        elif code == ErrorCode.NAME_TAKEN:
-            numeric = ("433", target, "Nickname is already in use")
-        elif code == ErrorCode.INVALID_NAME and command in ("NICK", "USER"):
-            numeric = ("432", target, f"Erroneous nickname: {error.message}")
-        elif code in (ErrorCode.INVALID_NAME, ErrorCode.INVALID_ROOM):
-            numeric = ("479", target, f"Illegal channel name: {error.message}")
-        elif code == ErrorCode.NOT_JOINED and command == "PRIVMSG":
-            numeric = ("404", target, "Cannot send to channel")
-        elif code == ErrorCode.NOT_JOINED and self.session.member is None:
-            numeric = ("451", "You have not registered")
-        elif code == ErrorCode.NOT_JOINED:
-            numeric = ("442", target, "You're not on that channel")
-        elif code == ErrorCode.NO_SUCH_MEMBER:
-            numeric = ("401", target, "No such nick/channel")
-        elif code == ErrorCode.TOO_MANY_ROOMS:
-            numeric = ("405", target, "You have joined too many channels")
-        elif code == ErrorCode.BAD_REQUEST and command == "JOIN":
-            return b""  # already there: IRC servers ignore the JOIN
-        elif code in (
-            ErrorCode.SERVER_FULL,
-            ErrorCode.TOO_MANY_CONNECTIONS,
-            ErrorCode.HANDSHAKE_TIMEOUT,
-        ):
+        if error.code in CLOSING_ERRORS:
             return format_line("ERROR", f"Closing Link: {error.message}")
-        if numeric is not None:
-            return self._numeric_line(*numeric)
-        return format_line("NOTICE", self._me(), error.message, source=self._info.name)
+        command, target = context or ("", "")
+        registered = self.session.member is not None
+        numeric = error_numeric(error.code, error.message, command, target, registered=registered)
+        if numeric is None:
+            return format_line("NOTICE", self._me(), error.message, source=self._info.name)
+        return self._numeric_line(*numeric) if numeric else b""
 
     def _members_lines(
         self, room: str, members: Iterable[str], context: tuple[str, str] | None
@@ -401,6 +348,9 @@ class IrcConnection(SessionCarrier, asyncio.Protocol):
         if self.session.member is not None:
             self._numeric("462", "You may not reregister")
             return
+        if not line.params[3]:
+            self._numeric("461", "USER", "Not enough parameters")
+            return
         self._user = line.params[0]
         self._register(now)
 
@@ -435,7 +385,7 @@ class IrcConnection(SessionCarrier, asyncio.Protocol):
         self.session.receive(Bye(), now)
 
     def _cmd_ping(self, line: IrcLine, now: float) -> None:
-        token = line.params[0] if line.params else ""
+        token = line.params[0]
         self._write(format_line("PONG", self._info.name, token, source=self._info.name))
 
     # ------------------------------------------------------------------ talking
@@ -655,6 +605,9 @@ class IrcConnection(SessionCarrier, asyncio.Protocol):
         if room is not None:
             self._numeric("482", channel, "You're not channel operator")
 
+    def _cmd_tagmsg(self, line: IrcLine, now: float) -> None:
+        pass  # client-only tags are not carried (CLIENTTAGDENY=*): nothing is left to send
+
     def _cmd_motd(self, line: IrcLine, now: float) -> None:
         self._numeric("422", "MOTD File is missing")
 
@@ -720,10 +673,12 @@ _COMMANDS: dict[str, Handler] = {
     "TIME": IrcConnection._cmd_time,
     "LUSERS": IrcConnection._cmd_lusers,
     "OPER": IrcConnection._cmd_oper,
+    "TAGMSG": IrcConnection._cmd_tagmsg,
 }
 # Commands that become session frames: the session charges their token itself.
 _SESSION_COMMANDS = frozenset({"PRIVMSG", "NOTICE", "JOIN", "PART", "NAMES", "LIST", "QUIT"})
 _PARAMS_NEEDED = {
+    "PING": 1,
     "CAP": 1,
     "PASS": 1,
     "USER": 4,
