@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
+import ssl
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
+import trustme
 from conftest import TIMEOUT_S, RunningServer, StartServer, expect
 from hypothesis import given
 from hypothesis import strategies as st
@@ -517,6 +519,25 @@ async def test_quits_are_seen_once_and_the_transcript_records_irc_members(
     watcher.close()
     transcript = await asyncio.to_thread(irc_server.transcript_path.read_text, "utf-8")
     assert "bye all" in transcript
+
+
+async def test_with_a_certificate_the_gateway_speaks_tls(start_server: StartServer) -> None:
+    """The server's certificate serves the IRC port too: a TLS client registers and
+    talks."""
+    ca = trustme.CA()
+    server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ssl)
+    client_ssl = ssl.create_default_context()
+    ca.configure_trust(client_ssl)
+    server = await start_server(ssl_context=server_ssl, irc_host="127.0.0.1", irc_port=0)
+    host, port = server.server.irc_addresses[0]
+    reader, writer = await asyncio.open_connection(host, port, ssl=client_ssl)
+    client = Irc(reader, writer)
+    await client.send("NICK secure", "USER u 0 * :x")
+    assert (await client.expect("001")).params[0] == "secure"
+    await client.send("PRIVMSG #lobby :over tls")
+    await client.sync()
+    client.close()
 
 
 # ------------------------------------------------------------------ with a browser
