@@ -368,6 +368,9 @@ async def test_channels_commands_answer_as_irc_clients_expect(irc_server: Runnin
     lines = await alice.sync()
     assert ("alice", "#dev", "the plan") in params(lines, "332")
     assert params(lines, "353")[0][-1].split() == ["bob\\_smith", "alice"]
+    await alice.send("CAP REQ userhost-in-names", "NAMES #lobby")
+    names = await alice.expect("353")
+    assert names.params[-1].split() == ["bob\\_smith!chat@chatroom", "alice!chat@chatroom"]
     assert ("alice", "#dev", "2", "the plan") in params(lines, "322")
     assert ("alice", "#lobby", "2", "") in params(lines, "322")
     who = params(lines, "352")

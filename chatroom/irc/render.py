@@ -82,6 +82,7 @@ class IrcCaps:
     message_tags: bool = False
     echo_message: bool = False
     batch: bool = False
+    userhost_in_names: bool = False
 
 
 def source_of(name: str) -> str:
@@ -285,11 +286,16 @@ class IrcWire:
         topic = frame.topic if isinstance(frame, Joined) else ""
         if topic:
             lines.append(format_line("332", nick, channel, topic, source=server))
-        names = [to_nick(member) for member in frame.members]
-        lines.extend(names_lines(server, nick, channel, names))
+        lines.extend(names_lines(server, nick, channel, self.names_shown(frame.members)))
         if frame.history:
             lines.extend(self.playback_lines(channel, frame.history, f"j{frame.history[-1].id}"))
         return lines
+
+    def names_shown(self, members: Iterable[str]) -> list[str]:
+        """Members as NAMES lists them: nicks, or whole sources with userhost-in-names."""
+        if self.caps.userhost_in_names:
+            return [source_of(name) for name in members]
+        return [to_nick(name) for name in members]
 
     def playback_lines(self, target: str, events: Iterable[Event], batch_id: str) -> list[bytes]:
         """Past messages: in a ``chathistory`` batch with their times as tags when the

@@ -67,7 +67,14 @@ log = logging.getLogger("chatroom.server")
 
 # What CAP LS offers. multi-prefix changes nothing while rooms have no ranks, and is
 # offered because clients ask for it and it is true of this server.
-CAPABILITIES = ("batch", "echo-message", "message-tags", "multi-prefix", "server-time")
+CAPABILITIES = (
+    "batch",
+    "echo-message",
+    "message-tags",
+    "multi-prefix",
+    "server-time",
+    "userhost-in-names",
+)
 
 _ACTION = "\x01ACTION"
 # Channel lists a MODE query may ask for, and the numeric that ends each (all empty).
@@ -236,7 +243,7 @@ class IrcConnection(SessionCarrier, asyncio.Protocol):
             lines = [self._who_line(channel, name) for name in members]
             lines.append(self._numeric_line("315", context[1], "End of WHO list"))
             return b"".join(lines)
-        return b"".join(names_lines(server, me, channel, [to_nick(name) for name in members]))
+        return b"".join(names_lines(server, me, channel, self.wire.names_shown(members)))
 
     def _who_line(self, channel: str, name: str) -> bytes:
         nick = to_nick(name)
@@ -332,6 +339,7 @@ class IrcConnection(SessionCarrier, asyncio.Protocol):
                 message_tags="message-tags" in caps,
                 echo_message="echo-message" in caps,
                 batch="batch" in caps,
+                userhost_in_names="userhost-in-names" in caps,
             ),
         )
         member = self.session.member
