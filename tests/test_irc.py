@@ -7,6 +7,7 @@ import asyncio
 import re
 import shutil
 import ssl
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from chatroom.irc.names import (
     to_channel,
     to_nick,
 )
+from chatroom.irc.render import IrcWire
 from chatroom.names import check_name
 from chatroom.protocol import (
     Dm,
@@ -338,6 +340,32 @@ async def test_without_echo_message_own_messages_are_not_sent_back_and_with_it_t
     assert "time" not in seen.tags
     plain.close()
     echoed.close()
+
+
+async def test_each_event_is_encoded_once_per_capability_set(
+    irc_server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three IRC members with the same capabilities and one with others: a message is
+    encoded once for the three and once for the fourth, and all four get it."""
+    calls: Counter[tuple[int, int]] = Counter()
+    original = IrcWire.encode_event
+
+    def counting(self: IrcWire, event: Any, ndjson: bytes) -> bytes:
+        calls[id(self), event.id] += 1
+        return original(self, event, ndjson)
+
+    monkeypatch.setattr(IrcWire, "encode_event", counting)
+    same = [await irc_member(irc_server, f"same{index}", ["server-time"]) for index in range(3)]
+    other = await irc_member(irc_server, "other")
+    bob = await irc_server.client("bob")
+    await bob.say("once")
+    said = await expect(bob, Message)
+    for client in [*same, other]:
+        await client.expect("PRIVMSG", lambda line: line.params[1] == "once")
+    assert sorted(count for (_, event_id), count in calls.items() if event_id == said.id) == [1, 1]
+    for client in [*same, other]:
+        client.close()
+    await bob.close()
 
 
 async def test_what_a_command_causes_arrives_before_the_answer_to_a_later_ping(
