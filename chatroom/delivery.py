@@ -134,10 +134,10 @@ class _Encoded:
             self._skippers[wire] = set(skips)
         return skips
 
-    def skipped(self, wire: WireFormat, name: str) -> bool:
-        """Whether ``name`` is not sent some event of the batch in ``wire``."""
+    def skippers(self, wire: WireFormat) -> set[str | None]:
+        """Who is not sent some event of the batch in ``wire``."""
         self.skips(wire)
-        return name in self._skippers[wire]
+        return self._skippers[wire]
 
     def for_member(
         self, index: int, member: Member, wire: WireFormat, last: dict[Member, object]
@@ -232,12 +232,31 @@ def send_foreign(
     quiet = [index for index, (event, _, _) in enumerate(batch) if not is_presence(event)]
     # (format, "whole" or "quiet") -> the framed write every such member gets.
     writes: dict[tuple[WireFormat, str], bytes] = {}
+    # The common case, as for NDJSON: the whole batch, made once per format.
+    whole: dict[WireFormat, bytes] = {}
+    skippers: dict[WireFormat, set[str | None]] = {}
     for member in members:
         since = member.rooms.get(room)
         wire = member.wire
         if since is None or wire is None:
             continue
+        skipping = skippers.get(wire)
+        if skipping is None:
+            skipping = skippers[wire] = encoded.skippers(wire)
         lazy = big and member.lazy
+        if (
+            since <= first_id
+            and not lazy
+            and member.name not in skipping
+            and not (outgoing and member in outgoing)
+        ):
+            chunk = whole.get(wire)
+            if chunk is None:
+                body = encoded.joined(everything, wire)
+                chunk = whole[wire] = wire.frame(body) if body else b""
+            if chunk:
+                member.outbox.send(chunk)
+            continue
         picks: Iterable[int]
         if not lazy and since <= first_id:
             share, picks = "whole", everything
@@ -245,7 +264,7 @@ def send_foreign(
             share, picks = "quiet", quiet
         else:
             share, picks = "", _picks(batch, since, lazy, member.name)
-        if encoded.skipped(wire, member.name):
+        if member.name in skipping:
             skips = encoded.skips(wire)
             share, picks = "", [index for index in picks if skips[index] != member.name]
         replies = outgoing.pop(member, None) if outgoing else None

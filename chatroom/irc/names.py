@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 __all__ = [
     "CHANNEL_PREFIX",
@@ -59,6 +60,8 @@ def _is_own_form(name: str, channel: bool) -> bool:
     return all(_nick_char(char) for char in name)
 
 
+# Every event names its sender and room: a name's form is worked out once, not per event.
+@lru_cache(maxsize=4096)
 def _encode(name: str, channel: bool) -> str:
     if name and _is_own_form(name, channel):
         return name

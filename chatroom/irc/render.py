@@ -110,8 +110,14 @@ def message_lines(
     it goes."""
     text = text.replace(_CTCP, "")
     budget = _budget(source, command, target) - (len("\x01ACTION \x01") if action else 0)
+    pieces = (
+        [text]
+        # The common case: one short line, nothing to split.
+        if len(text) * 4 <= budget and text and "\n" not in text and "\r" not in text
+        else split_text(text, budget)
+    )
     lines = []
-    for piece in split_text(text, budget):
+    for piece in pieces:
         body = f"\x01ACTION {piece}\x01" if action else piece
         lines.append(format_line(command, target, body, source=source, tags=tags, trailing=True))
     return lines
