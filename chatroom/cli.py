@@ -213,6 +213,18 @@ def _server_parser() -> argparse.ArgumentParser:
         help="serve no web app or WebSocket on the port: chatroom-tui and NDJSON only "
         "(/metrics and /healthz stay, unless --no-metrics)",
     )
+    irc = parser.add_argument_group("IRC gateway")
+    irc.add_argument(
+        "--irc",
+        metavar="HOST:PORT",
+        help="also let IRC clients (irssi, WeeChat, HexChat) in on this address, e.g. "
+        "0.0.0.0:6667; TLS with --tls-cert (off unless given)",
+    )
+    irc.add_argument(
+        "--server-name",
+        metavar="NAME",
+        help="the server's name in IRC numerics (default: this machine's host name)",
+    )
     return parser
 
 
@@ -284,6 +296,16 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         return _fail(prog, str(exc))
     args = resolved.args
     host, port = parse_address(args.bind, default_host="0.0.0.0")
+    irc_host, irc_port = "0.0.0.0", None
+    if args.irc:
+        try:
+            irc_host, irc_port = parse_address(args.irc, default_host="0.0.0.0")
+        except AddressError as exc:
+            return _fail(prog, f"--irc {exc}")
+    if args.server_name is not None and (
+        not args.server_name or any(char in args.server_name for char in " \r\n\0:!@,")
+    ):
+        return _fail(prog, "--server-name must be one word, e.g. chat.example.org")
     ssl_context = None
     if args.tls_cert:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -356,6 +378,9 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         web=not args.no_web,
         allow_origins=list(args.allow_origin),
         sinks=sinks,
+        irc_host=irc_host,
+        irc_port=irc_port,
+        irc_server_name=args.server_name,
         metrics=not args.no_metrics,
         metrics_allow=list(args.metrics_allow),
     )
@@ -427,6 +452,10 @@ async def _serve(
         if web:
             line = f"{line:<{width + len(scheme) + 20}}  or a browser: {http}://{address}"
         console.print(line, style="bold", highlight=False)
+    for _, irc_port in server.irc_addresses[:1]:
+        irc_tls = " with TLS" if config.ssl_context else ""
+        for address in display_addresses(config.irc_host, irc_port, _interface_addresses()):
+            console.print(f"    an IRC client{irc_tls}: {address}", style="bold", highlight=False)
     console.print(f"transcript: {transcript.path.resolve()}   (tail -f it)", highlight=False)
     if config.history_store is not None:
         console.print(f"history:    {config.history_store.path}", highlight=False)

@@ -52,6 +52,14 @@ class WireFormat(Protocol):
     def frame(self, body: bytes) -> bytes:
         """One write of already encoded events and replies, ready for the outbox."""
 
+    def skips(self, event: Event) -> str | None:
+        """The name of the member not sent ``event`` in this format (its own doing,
+        which the format shows otherwise or not at all), or None."""
+
+    def collapses(self, event: Event) -> object | None:
+        """A key such that, of a member's consecutive events with equal keys in one
+        flush, only the first is sent (None: always sent)."""
+
 
 @dataclass(eq=False, slots=True)
 class Member:
@@ -110,11 +118,38 @@ def _picks(batch: Batch, since: int, lazy: bool, name: str) -> list[int]:
 class _Encoded:
     """One batch's events in the other wire formats, each encoded at most once."""
 
-    __slots__ = ("_batch", "_by_wire")
+    __slots__ = ("_batch", "_by_wire", "_skippers", "_skips")
 
     def __init__(self, batch: Batch) -> None:
         self._batch = batch
         self._by_wire: dict[WireFormat, list[bytes | None]] = {}
+        self._skips: dict[WireFormat, list[str | None]] = {}
+        self._skippers: dict[WireFormat, set[str | None]] = {}
+
+    def skips(self, wire: WireFormat) -> list[str | None]:
+        """Per event, whose own it is in ``wire`` (see WireFormat.skips)."""
+        skips = self._skips.get(wire)
+        if skips is None:
+            skips = self._skips[wire] = [wire.skips(event) for event, _, _ in self._batch]
+            self._skippers[wire] = set(skips)
+        return skips
+
+    def skippers(self, wire: WireFormat) -> set[str | None]:
+        """Who is not sent some event of the batch in ``wire``."""
+        self.skips(wire)
+        return self._skippers[wire]
+
+    def for_member(
+        self, index: int, member: Member, wire: WireFormat, last: dict[Member, object]
+    ) -> bytes | None:
+        """The event in ``wire`` for ``member``, or None when it is not sent to it."""
+        if self.skips(wire)[index] == member.name:
+            return None
+        key = wire.collapses(self._batch[index][0])
+        if key is not None and last.get(member) == key:
+            return None
+        last[member] = key
+        return self.event(index, wire)
 
     def event(self, index: int, wire: WireFormat) -> bytes:
         encoded = self._by_wire.get(wire)
@@ -197,12 +232,31 @@ def send_foreign(
     quiet = [index for index, (event, _, _) in enumerate(batch) if not is_presence(event)]
     # (format, "whole" or "quiet") -> the framed write every such member gets.
     writes: dict[tuple[WireFormat, str], bytes] = {}
+    # The common case, as for NDJSON: the whole batch, made once per format.
+    whole: dict[WireFormat, bytes] = {}
+    skippers: dict[WireFormat, set[str | None]] = {}
     for member in members:
         since = member.rooms.get(room)
         wire = member.wire
         if since is None or wire is None:
             continue
+        skipping = skippers.get(wire)
+        if skipping is None:
+            skipping = skippers[wire] = encoded.skippers(wire)
         lazy = big and member.lazy
+        if (
+            since <= first_id
+            and not lazy
+            and member.name not in skipping
+            and not (outgoing and member in outgoing)
+        ):
+            chunk = whole.get(wire)
+            if chunk is None:
+                body = encoded.joined(everything, wire)
+                chunk = whole[wire] = wire.frame(body) if body else b""
+            if chunk:
+                member.outbox.send(chunk)
+            continue
         picks: Iterable[int]
         if not lazy and since <= first_id:
             share, picks = "whole", everything
@@ -210,6 +264,9 @@ def send_foreign(
             share, picks = "quiet", quiet
         else:
             share, picks = "", _picks(batch, since, lazy, member.name)
+        if member.name in skipping:
+            skips = encoded.skips(wire)
+            share, picks = "", [index for index in picks if skips[index] != member.name]
         replies = outgoing.pop(member, None) if outgoing else None
         if replies is None and share:
             chunk = writes.get((wire, share))
@@ -231,6 +288,8 @@ def fan_out_in_order(
 ) -> None:
     """Several rooms or private deliveries: each member gets its events in id order."""
     encoded = _Encoded(batch)
+    # Members of other formats: the key of the last event each was sent (collapses).
+    last: dict[Member, object] = {}
     for index, (event, payload, also) in enumerate(batch):
         room_members = rooms.get(event.room, {}) if event.room else {}
         lazy_skip = event.name if is_presence(event) and event.room in big_rooms else None
@@ -239,12 +298,18 @@ def fan_out_in_order(
                 if member.lazy and lazy_skip is not None and lazy_skip != member.name:
                     continue
                 wire = member.wire
-                outgoing.setdefault(member, []).append(
-                    payload if wire is None else encoded.event(index, wire)
-                )
+                if wire is None:
+                    outgoing.setdefault(member, []).append(payload)
+                else:
+                    data = encoded.for_member(index, member, wire, last)
+                    if data is not None:
+                        outgoing.setdefault(member, []).append(data)
         for member in also:
             if member not in room_members:
                 wire = member.wire
-                outgoing.setdefault(member, []).append(
-                    payload if wire is None else encoded.event(index, wire)
-                )
+                if wire is None:
+                    outgoing.setdefault(member, []).append(payload)
+                else:
+                    data = encoded.for_member(index, member, wire, last)
+                    if data is not None:
+                        outgoing.setdefault(member, []).append(data)

@@ -497,6 +497,20 @@ class Hub:
             for room, members in sorted(self._rooms.items(), key=lambda item: item[0].casefold())
         ]
 
+    def member_named(self, name: str) -> Member | None:
+        """The member called ``name`` (compared as names are), or None."""
+        return self._by_key.get("=" + unicodedata.normalize("NFC", name).casefold())
+
+    def topic(self, room: str) -> str:
+        """A room's topic ("" when it has none)."""
+        return self._topics.get(self._room_names.get(room.casefold(), room), "")
+
+    @property
+    def pending(self) -> bool:
+        """Whether events or replies wait for the next flush: a transport that answers
+        at once flushes first when they do, so that no answer overtakes them."""
+        return bool(self._pending_events or self._pending_replies)
+
     def all_members(self) -> list[Member]:
         """Every joined member, once."""
         return list({id(m): m for m in self._by_key.values()}.values())

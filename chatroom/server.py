@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
@@ -100,6 +101,11 @@ class ServerConfig(SessionLimits):
     # /metrics and /healthz on the same port, to loopback and these networks (CIDR).
     metrics: bool = True
     metrics_allow: list[str] = field(default_factory=list)
+    # The IRC gateway's own listener (None: off), TLS when ssl_context is set, and the
+    # server's name in IRC numerics (None: the machine's host name).
+    irc_host: str = "0.0.0.0"
+    irc_port: int | None = None
+    irc_server_name: str | None = None
 
 
 class ChatServer:
@@ -124,6 +130,7 @@ class ChatServer:
         )
         self.session_limits: SessionLimits = config
         self._server: asyncio.Server | None = None
+        self._irc_server: asyncio.Server | None = None
         self._connections: set[Connection] = set()
         self._counter = ConnectionCounter(
             config.max_connections, config.max_per_ip, exempt_loopback=config.exempt_loopback
@@ -144,6 +151,13 @@ class ChatServer:
         if self._server is None:
             return []
         return [sock.getsockname()[:2] for sock in self._server.sockets]
+
+    @property
+    def irc_addresses(self) -> list[tuple[str, int]]:
+        """(host, port) of every IRC listening socket, once started with IRC on."""
+        if self._irc_server is None:
+            return []
+        return [sock.getsockname()[:2] for sock in self._irc_server.sockets]
 
     @property
     def connection_count(self) -> int:
@@ -194,6 +208,30 @@ class ChatServer:
         )
         if self.ops is not None:
             self.ops.start()
+        if self.config.irc_port is not None:
+            try:
+                await self._start_irc()
+            except OSError:
+                self._server.close()
+                raise
+
+    async def _start_irc(self) -> None:
+        # Imported here: a server without the gateway never loads it.
+        from chatroom.transports.irc import IrcConnection, server_info
+
+        config = self.config
+        if not config.irc_server_name:
+            config.irc_server_name = socket.gethostname() or "chatroom"
+        info = server_info(config.irc_server_name)
+        assert config.irc_port is not None
+        self._irc_server = await asyncio.get_running_loop().create_server(
+            lambda: IrcConnection(self, info),
+            host=config.irc_host or None,
+            port=config.irc_port,
+            ssl=config.ssl_context,
+            reuse_address=True,
+            ssl_handshake_timeout=config.handshake_timeout_s if config.ssl_context else None,
+        )
 
     def admit(self, conn: Connection, host: str) -> Error | None:
         """Count a new connection from ``host`` in (None), or say why it is refused:
@@ -233,6 +271,8 @@ class ChatServer:
             self.ops.close()
         if self._server is not None:
             self._server.close()
+        if self._irc_server is not None:
+            self._irc_server.close()
         self.hub.shutdown()
         for conn in list(self._connections):
             conn.shutdown()
@@ -243,6 +283,8 @@ class ChatServer:
         await self._wait_drained()
         if self._server is not None:
             await self._server.wait_closed()
+        if self._irc_server is not None:
+            await self._irc_server.wait_closed()
 
     async def _wait_drained(self) -> None:
         """Until every connection has closed, for at most SHUTDOWN_DRAIN_S."""

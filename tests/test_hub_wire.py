@@ -48,6 +48,12 @@ class TaggedWire:
         self.frames += 1
         return b"[" + body + b"]"
 
+    def skips(self, event: Event) -> str | None:
+        return None
+
+    def collapses(self, event: Event) -> object | None:
+        return None
+
     def decode(self, payloads: list[bytes]) -> list[Any]:
         """Every frame in ``payloads``, checking each write's envelope and tags."""
         frames = []

@@ -60,6 +60,8 @@ EVERY_KEY: dict[str, tuple[str, Any]] = {
     "tls-key": ('"/etc/chat/key.pem"', Path("/etc/chat/key.pem")),
     "allow-origin": ('["https://chat.example.org"]', ["https://chat.example.org"]),
     "no-web": ("true", True),
+    "irc": ('"0.0.0.0:6667"', "0.0.0.0:6667"),
+    "server-name": ('"chat.example.org"', "chat.example.org"),
     "log-format": ('"json"', "json"),
     "log-level": ('"debug"', "debug"),
     "metrics-allow": ('["10.0.0.0/8"]', ["10.0.0.0/8"]),

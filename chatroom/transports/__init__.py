@@ -6,6 +6,8 @@ from the session, and events from the hub through its outbox. Limits live in the
 and in :mod:`chatroom.limits`, so they hold the same whatever the transport.
 
 - :mod:`chatroom.transports.ndjson`: newline-delimited JSON over TCP (or TLS).
+- :mod:`chatroom.transports.websocket`: the same frames over a WebSocket, for browsers.
+- :mod:`chatroom.transports.irc`: the IRC client protocol, on a port of its own.
 """
 
 from __future__ import annotations

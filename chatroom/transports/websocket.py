@@ -74,6 +74,12 @@ class WebSocketWire:
     def frame(self, body: bytes) -> bytes:
         return text_frame(body)
 
+    def skips(self, event: Event) -> str | None:
+        return None
+
+    def collapses(self, event: Event) -> object | None:
+        return None
+
 
 # One for every WebSocket member, so the hub shares each flush's bytes among them all.
 WEBSOCKET_WIRE = WebSocketWire()
