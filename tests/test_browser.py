@@ -66,9 +66,9 @@ def _url(host: str, port: int) -> str:
     return f"http://{host}:{port}/"
 
 
-async def open_chat(browser: Any, host: str, port: int, name: str) -> Page:
+async def open_chat(browser: Any, host: str, port: int, name: str, **options: Any) -> Page:
     """A new browser profile on the app, joined as ``name``, connected."""
-    context = await browser.new_context()
+    context = await browser.new_context(**options)
     page = await context.new_page()
     page.set_default_timeout(MS)
     await page.goto(_url(host, port))
@@ -375,4 +375,105 @@ async def test_with_tls_the_page_is_https_and_the_chat_wss(
     await bob.say("over tls")
     await shows(page, "over tls")
     assert await page.evaluate("() => window.isSecureContext") is True
+    await bob.close()
+
+
+async def test_the_server_password_is_asked_for_when_one_is_set(
+    browser: Any, start_server: StartServer
+) -> None:
+    """Joining a server with a password without one shows the refusal as an alert and a
+    Password field; with the right password the page connects."""
+    running = await start_server(password="s3cret", auth_failure_delay_s=0.05)
+    context = await browser.new_context()
+    page = await context.new_page()
+    page.set_default_timeout(MS)
+    await page.goto(_url(running.host, running.port))
+    form = page.get_by_role("form", name="Join")
+    await form.get_by_role("textbox", name="Name").fill("alice")
+    await form.get_by_role("button", name="Join").click()
+    await playwright_api.expect(page.get_by_role("alert")).to_be_visible()
+    password = form.get_by_label("Password")
+    await playwright_api.expect(password).to_be_visible()
+    await password.fill("s3cret")
+    await form.get_by_role("button", name="Join").click()
+    await connected(page)
+    assert running.server.hub.members() == ["alice"]
+
+
+async def test_older_history_loads_above_without_moving_what_is_read(
+    browser: Any, start_server: StartServer, tmp_path: Path
+) -> None:
+    """With more history than the welcome carries, scrolling to the top loads older
+    messages above, once each, and the message that was at the top stays in view."""
+    store = HistoryStore.in_dir(tmp_path)
+    running = await start_server(flood_rate=0, history_events=20, history_store=store)
+    try:
+        bob = await ClientConnection.connect(running.host, running.port)
+        async with asyncio.timeout(TIMEOUT_S):
+            await bob.hello("bob")
+        for n in range(90):
+            await bob.say(f"line {n:03d}")
+        async with asyncio.timeout(TIMEOUT_S):
+            while True:
+                frame = await bob.recv()
+                if isinstance(frame, Message) and frame.text == "line 089":
+                    break
+        # Short enough that the welcome's twenty lines overflow the log.
+        viewport = {"width": 900, "height": 420}
+        page = await open_chat(browser, running.host, running.port, "alice", viewport=viewport)
+        await shows(page, "line 089")
+        await playwright_api.expect(messages(page).filter(has_text="line 060")).to_have_count(0)
+        top = messages(page).filter(has_text=re.compile(r"line \d{3}")).first
+        anchor_text = (await top.inner_text()).rsplit("line ", 1)[-1][:3]
+        log = page.get_by_role("log", name="Messages")
+        await log.evaluate("(el) => { el.scrollTop = 0; el.dispatchEvent(new Event('scroll')); }")
+        # One page (up to 100 events) holds everything older: each line once, in order.
+        for n in (0, 30, 60, 89):
+            await playwright_api.expect(
+                messages(page).filter(has_text=f"line {n:03d}")
+            ).to_have_count(1)
+        anchor = messages(page).filter(has_text=f"line {anchor_text}")
+        await playwright_api.expect(anchor).to_be_in_viewport()
+        texts = await messages(page).filter(has_text=re.compile(r"line \d{3}")).all_inner_texts()
+        numbers = [int(text.rsplit("line ", 1)[-1][:3]) for text in texts]
+        assert numbers == list(range(90))
+        await bob.close()
+    finally:
+        await running.server.close()
+        store.close()
+
+
+async def test_keys_new_line_switching_and_marking_read(
+    browser: Any, chat_server: RunningServer
+) -> None:
+    """Shift+Enter makes a new line in one message; Alt+Down and Alt+Up switch
+    conversations; Esc marks the current one read."""
+    host, port = chat_server.host, chat_server.port
+    page = await open_chat(browser, host, port, "alice")
+    box = page.get_by_role("textbox", name="Message")
+    await box.fill("first line")
+    await box.press("Shift+Enter")
+    await box.type("second line")
+    await box.press("Enter")
+    await shows(page, "second line")
+    item = messages(page).filter(has_text="first line")
+    assert "first line\nsecond line" in await item.inner_text()
+    await say(page, "/join dev")
+    nav = page.get_by_role("navigation", name="Conversations")
+    current = nav.locator("[aria-current]")
+    await playwright_api.expect(current).to_have_accessible_name(re.compile("^dev"))
+    await box.press("Alt+ArrowUp")
+    await playwright_api.expect(current).to_have_accessible_name(re.compile("^lobby"))
+    await box.press("Alt+ArrowDown")
+    await playwright_api.expect(current).to_have_accessible_name(re.compile("^dev"))
+    bob = await chat_server.client("bob")
+    await bob.say("for the lobby")
+    lobby = nav.get_by_role("button", name=re.compile(r"^lobby, 1 unread")).or_(
+        nav.get_by_role("link", name=re.compile(r"^lobby, 1 unread"))
+    )
+    await playwright_api.expect(lobby).to_have_count(1)
+    await box.press("Alt+ArrowUp")
+    await shows(page, "for the lobby")
+    await box.press("Escape")
+    await playwright_api.expect(current).to_have_accessible_name("lobby")
     await bob.close()
