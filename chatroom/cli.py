@@ -152,6 +152,13 @@ def _server_parser() -> argparse.ArgumentParser:
         "--no-history", action="store_true", help="keep history in memory only (lost at restart)"
     )
     parser.add_argument(
+        "--argon2",
+        default=None,
+        metavar="KIB,PASSES,LANES",
+        help="Argon2id cost of new password hashes; the default is OWASP's minimum "
+        "(19456,2,1). Lower only for tests",
+    )
+    parser.add_argument(
         "--loop",
         choices=("asyncio", "uvloop"),
         default="asyncio",
@@ -266,6 +273,10 @@ def server_main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["export"]:
         return _export_main(argv[1:])
+    if argv[:1] == ["admin"]:
+        from chatroom.admin import admin_main
+
+        return admin_main(argv[1:], _default_data_dir())
     parser = _server_parser()
     args = parser.parse_args(argv)
     prog = parser.prog
@@ -331,6 +342,21 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         retention = parse_retention(args.history_retention)
     except ValueError as exc:
         return _fail(prog, f"--history-retention {exc}")
+    from chatroom.accounts import ACCOUNTS_DB_NAME, DEFAULT_COST, AccountStore, Argon2Cost
+
+    cost = DEFAULT_COST
+    if args.argon2 is not None:
+        try:
+            memory_kib, passes, lanes = (int(part) for part in args.argon2.split(","))
+            cost = Argon2Cost(memory_kib, passes, lanes)
+        except ValueError:
+            return _fail(prog, "--argon2 takes three numbers: KIB,PASSES,LANES")
+        if min(memory_kib, passes, lanes) < 1 or memory_kib < 8 * lanes:
+            return _fail(prog, "--argon2: at least 8 KiB per lane, 1 pass, 1 lane")
+    try:
+        accounts = AccountStore(args.data_dir / ACCOUNTS_DB_NAME, cost=cost)
+    except (OSError, sqlite3.Error) as exc:
+        return _fail(prog, f"cannot open the accounts in {args.data_dir}: {exc}")
     store = None
     if not args.no_history:
         try:
@@ -369,6 +395,7 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         web=not args.no_web,
         allow_origins=list(args.allow_origin),
         sinks=sinks,
+        accounts=accounts,
     )
     try:
         return _run(_serve(config, transcript, console, prog), args.loop)
@@ -376,6 +403,7 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         transcript.close()
         if store is not None:
             store.close()
+        accounts.close()
         if console_sink is not None:
             console_sink.close()
 

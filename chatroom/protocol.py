@@ -28,9 +28,14 @@ __all__ = [
     "CLIENT_FRAMES",
     "DEFAULT_ROOM",
     "MAX_NONCE_CHARS",
+    "MAX_PASSWORD_FIELD_CHARS",
     "MAX_TEXT_CHARS",
     "PROTOCOL_VERSION",
     "SERVER_FRAMES",
+    "Ban",
+    "BanInfo",
+    "Bans",
+    "BansRequest",
     "Bye",
     "ClientFrame",
     "Dm",
@@ -40,18 +45,27 @@ __all__ = [
     "Hello",
     "History",
     "HistoryRequest",
+    "Invite",
     "Join",
     "JoinRequest",
     "Joined",
+    "Kick",
     "Leave",
     "LeaveReason",
     "Members",
     "Message",
+    "Mod",
+    "Mode",
+    "Mute",
     "Nick",
     "NickRequest",
     "Part",
+    "PasswordChange",
     "Ping",
     "Pong",
+    "Register",
+    "Registered",
+    "RoleRequest",
     "RoomInfo",
     "Rooms",
     "RoomsRequest",
@@ -59,6 +73,8 @@ __all__ = [
     "ServerFrame",
     "Topic",
     "TopicRequest",
+    "Unban",
+    "Unmute",
     "Welcome",
     "Who",
     "encode",
@@ -73,6 +89,9 @@ DEFAULT_ROOM = "lobby"
 MAX_TEXT_CHARS = 4000
 # Enough for a UUID in any spelling, short enough to be no storage burden.
 MAX_NONCE_CHARS = 64
+# A cheap bound before any hashing: an account password has at most 256 characters
+# after NFC (checked by the accounts), and NFC never needs four times as many to say so.
+MAX_PASSWORD_FIELD_CHARS = 1024
 
 
 class LeaveReason(StrEnum):
@@ -115,7 +134,8 @@ def _wire(*, default: Any = MISSING, default_factory: Any = MISSING, **rules: An
             value; ``max_chars``, ``at_least``: limits checked on read (``bad_request``);
             ``on_wire=False``: an attribute that is never sent nor read; ``splice``: a
             dict whose items are sent as the object's own, after the fields, and never
-            read back (so it takes no part in equality either).
+            read back (so it takes no part in equality either); ``null_as``: a JSON
+            ``null`` on the wire reads as this value (otherwise null is a bad request).
     """
     return field(
         default=default,
@@ -150,6 +170,7 @@ class _Field:
     at_least: int | None = None
     on_wire: bool = True
     splice: bool = False
+    null_as: Any = _UNSET
 
     name: str = ""
     kind: type = object  # the JSON value's Python type, checked on read
@@ -186,6 +207,12 @@ def _field_of(slot: Any, hint: Any, rules: _Field) -> _Field:
             to_json = lambda values: [value.to_wire() for value in values]  # noqa: E731
     has_default = slot.default is not MISSING or slot.default_factory is not MISSING
     absent = rules.absent if rules.absent is not _UNSET else slot.default
+    dump = _DUMP.get(kind)
+    null_as = rules.null_as
+    if isinstance(hint, UnionType) and rules.always:
+        # Always sent, so None goes on the wire as JSON's null, and is read back.
+        dump = _null_or(dump) if dump is not None else None
+        null_as = None if null_as is _UNSET else null_as
     return replace(
         rules,
         key=key,
@@ -197,8 +224,13 @@ def _field_of(slot: Any, hint: Any, rules: _Field) -> _Field:
         check=check,
         to_json=to_json,
         prefix=f",{_quote(key)}:",
-        dump=_DUMP.get(kind),
+        dump=dump,
+        null_as=null_as,
     )
+
+
+def _null_or(dump: Callable[[Any], str]) -> Callable[[Any], str]:
+    return lambda value: "null" if value is None else dump(value)
 
 
 def _limits(key: str, rules: _Field) -> Callable[[Any], Any] | None:
@@ -290,6 +322,8 @@ class _Table:
                 if row.absent is _REQUIRED:
                     raise _bad(f"missing field {row.key!r}")
                 value = row.absent
+            elif value is None and row.null_as is not _UNSET:
+                value = row.null_as
             else:
                 kind = row.kind
                 # bool is an int in Python but not a number on the wire.
@@ -380,6 +414,8 @@ class Hello(_Frame):
     resume_after: int | None = None
     # Extension: in big rooms, leave out other members' join and leave events.
     lazy_members: bool = False
+    # Extension: the password of the name's account, when the name is registered.
+    account_password: str | None = _wire(default=None, max_chars=MAX_PASSWORD_FIELD_CHARS)
 
 
 @_frame("say")
@@ -436,6 +472,8 @@ class JoinRequest(_Frame):
 
     room: str
     resume_after: int | None = None
+    # The room's key, when its mode asks for one.
+    key: str | None = None
 
 
 @_frame("part")
@@ -475,6 +513,104 @@ class NickRequest(_Frame):
     name: str
 
 
+@_frame("register")
+class Register(_Frame):
+    """Client (extension): register my current name as an account with ``password``."""
+
+    password: str = _wire(max_chars=MAX_PASSWORD_FIELD_CHARS)
+
+
+@_frame("password")
+class PasswordChange(_Frame):
+    """Client (extension): change my account's password; my other sessions end."""
+
+    old_password: str = _wire(max_chars=MAX_PASSWORD_FIELD_CHARS)
+    password: str = _wire(max_chars=MAX_PASSWORD_FIELD_CHARS)
+
+
+@_frame("role")
+class RoleRequest(_Frame):
+    """Client (extension): give ``name`` the room role ``op``, ``voice`` or ``none``."""
+
+    room: str
+    name: str
+    role: str
+
+
+@_frame("kick")
+class Kick(_Frame):
+    """Client (extension): put ``name`` out of ``room``."""
+
+    room: str
+    name: str
+    reason: str = ""
+
+
+@_frame("ban")
+class Ban(_Frame):
+    """Client (extension): keep ``name`` out of ``room`` (None: the server, staff only)
+    for ``duration_s`` seconds (None: until lifted)."""
+
+    name: str
+    room: str | None = None
+    duration_s: int | None = None
+    reason: str = ""
+
+
+@_frame("unban")
+class Unban(_Frame):
+    """Client (extension): lift a ban on ``name`` in ``room`` (None: the server's)."""
+
+    name: str
+    room: str | None = None
+
+
+@_frame("bans")
+class BansRequest(_Frame):
+    """Client (extension): list the bans of ``room`` (None: the server's)."""
+
+    room: str | None = None
+
+
+@_frame("mute")
+class Mute(_Frame):
+    """Client (extension): ``name`` stays in ``room`` but may not speak there."""
+
+    room: str
+    name: str
+    duration_s: int | None = None
+    reason: str = ""
+
+
+@_frame("unmute")
+class Unmute(_Frame):
+    """Client (extension): lift a mute."""
+
+    room: str
+    name: str
+
+
+@_frame("mode")
+class Mode(_Frame):
+    """Client (extension): change a room's modes; a field left out stays as it is.
+    ``key``: a string sets it, ``""`` or ``null`` removes it."""
+
+    room: str
+    invite_only: bool | None = None
+    key: str | None = _wire(default=None, null_as="")
+    moderated: bool | None = None
+    registered_only: bool | None = None
+    slow_s: int | None = None
+
+
+@_frame("invite")
+class Invite(_Frame):
+    """Client (extension): let ``name`` into ``room`` past its invite-only mode and key."""
+
+    room: str
+    name: str
+
+
 # ---------------------------------------------------------------------------- server frames
 
 
@@ -510,6 +646,9 @@ class Leave(_Frame):
     room: str
     name: str
     reason: str = _wire(absent=LeaveReason.DISCONNECTED.value)
+    # Extension, with reason ``kicked``: who put them out (absent: the server) and why.
+    by: str | None = None
+    text: str | None = None
 
 
 @_frame("topic")
@@ -551,7 +690,31 @@ class Dm(_Frame):
     room: str = _wire(default="", on_wire=False)
 
 
-Event = Message | Join | Leave | Topic | Nick | Dm
+@_frame("mod")
+class Mod(_Frame):
+    """Event (extension): ``by`` took a moderation ``action`` on ``target`` in ``room``
+    (``""``: the whole server); ``until`` is when it ends (null: until lifted or not
+    timed). The audit log: stored and replayed like any event."""
+
+    id: int
+    ts: str
+    room: str
+    by: str
+    action: str
+    target: str
+    reason: str = _wire(default="", always=True)
+    until: str | None = _wire(default=None, always=True)
+    # action "role": the role given (op, voice, none).
+    role: str | None = None
+    # action "mode": the modes as they now are (key_set: whether a key is needed).
+    invite_only: bool | None = None
+    key_set: bool | None = None
+    moderated: bool | None = None
+    registered_only: bool | None = None
+    slow_s: int | None = None
+
+
+Event = Message | Join | Leave | Topic | Nick | Dm | Mod
 
 
 @_frame("welcome", first=("protocol",))
@@ -570,6 +733,12 @@ class Welcome(_Frame):
     # Extension, with hello.lazy_members: above this many members a room's joins and
     # leaves are left out, and ``members`` is the list as of now.
     lazy_members_above: int | None = None
+    # Extension: the account logged in (null: none) and its staff roles.
+    account: str | None = _wire(default=None, always=True)
+    roles: tuple[str, ...] = _wire(default=(), always=True)
+    # Extension: which of ``members`` are the room's ops and voiced members.
+    ops: tuple[str, ...] = ()
+    voices: tuple[str, ...] = ()
 
 
 @_frame("members")
@@ -578,6 +747,8 @@ class Members(_Frame):
 
     room: str
     members: tuple[str, ...]
+    ops: tuple[str, ...] = ()  # as in welcome
+    voices: tuple[str, ...] = ()
 
 
 @_frame("error")
@@ -613,6 +784,8 @@ class Joined(_Frame):
     resumed: bool = False
     gap: bool = _wire(default=False, only_with="resumed")
     lazy_members_above: int | None = None  # as in welcome
+    ops: tuple[str, ...] = ()
+    voices: tuple[str, ...] = ()
 
 
 @_frame(None)
@@ -631,14 +804,40 @@ class Rooms(_Frame):
     rooms: tuple[RoomInfo, ...]
 
 
+@_frame("registered")
+class Registered(_Frame):
+    """Server (extension): ``account`` is registered, or its password changed."""
+
+    account: str
+
+
+@_frame(None)
+class BanInfo(_Record):
+    """One entry of a ``bans`` answer."""
+
+    name: str
+    by: str = _wire(absent="")
+    reason: str = _wire(default="", always=True)
+    until: str | None = _wire(default=None, always=True)
+
+
+@_frame("bans")
+class Bans(_Frame):
+    """Server (extension): the answer to ``bans``."""
+
+    bans: tuple[BanInfo, ...]
+    room: str | None = None
+
+
 # fmt: off
 ClientFrame = (
     Hello | Say | Who | Bye | Ping | Pong | HistoryRequest | JoinRequest | Part | RoomsRequest
-    | TopicRequest | DmRequest | NickRequest
+    | TopicRequest | DmRequest | NickRequest | Register | PasswordChange | RoleRequest | Kick
+    | Ban | Unban | BansRequest | Mute | Unmute | Mode | Invite
 )
 ServerFrame = (
     Welcome | Message | Join | Leave | Topic | Nick | Dm | Members | Error | Ping | Pong
-    | History | Joined | Rooms
+    | History | Joined | Rooms | Mod | Registered | Bans
 )
 # fmt: on
 

@@ -13,9 +13,12 @@ import contextlib
 import logging
 import ssl
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from chatroom import __version__
+from chatroom.accounts import AccountStore
+from chatroom.authority import Authority
 from chatroom.framing import MAX_FRAME_BYTES, ErrorCode
 from chatroom.history import HistoryStore
 from chatroom.hub import DEFAULT_HISTORY_EVENTS, LAZY_MEMBERS_ABOVE, EventSink, Hub
@@ -61,6 +64,9 @@ log = logging.getLogger(__name__)
 
 # How long shutdown waits for each client's buffered bytes to drain before aborting.
 SHUTDOWN_DRAIN_S = 2.0
+# Password hashes at once: each holds Argon2's 19 MiB and a core for tens of ms, so a
+# burst of logins queues here instead of taking the machine's memory and cores.
+HASH_WORKERS = 2
 
 
 @dataclass
@@ -92,6 +98,8 @@ class ServerConfig(SessionLimits):
     web: bool = True
     allow_origins: list[str] = field(default_factory=list)
     sinks: list[EventSink] = field(default_factory=list)
+    # Accounts, roles and moderation; None: names are first come, first served.
+    accounts: AccountStore | None = None
 
 
 class ChatServer:
@@ -115,6 +123,9 @@ class ChatServer:
             lazy_members_above=config.lazy_members_above,
         )
         self.session_limits: SessionLimits = config
+        if config.accounts is not None:
+            Authority(self.hub, config.accounts, auth_failure_delay_s=config.auth_failure_delay_s)
+        self.jobs = ThreadPoolExecutor(HASH_WORKERS, thread_name_prefix="chatroom-hash")
         self._server: asyncio.Server | None = None
         self._connections: set[Connection] = set()
         self._counter = ConnectionCounter(
@@ -204,6 +215,7 @@ class ChatServer:
         await self._wait_drained()
         if self._server is not None:
             await self._server.wait_closed()
+        self.jobs.shutdown(wait=False, cancel_futures=True)
 
     async def _wait_drained(self) -> None:
         """Until every connection has closed, for at most SHUTDOWN_DRAIN_S."""
