@@ -390,6 +390,9 @@ class LoginThrottle:
     """
 
     FREE_FAILURES = 3
+    # The first window outlasts the slowest answer (MAX_ACCOUNT_DELAY_S is reached
+    # only after many failures), so a guesser waiting for answers stays throttled.
+    WINDOW_BASE_S = 5.0
     BASE_S = 1.0
     MAX_WINDOW_S = 300.0
     MAX_ACCOUNT_DELAY_S = 30.0
@@ -400,11 +403,11 @@ class LoginThrottle:
         self._by_address: dict[str, tuple[int, float]] = {}
         self._by_account: dict[str, tuple[int, float]] = {}
 
-    def _backoff(self, failures: int, cap: float) -> float:
+    def _backoff(self, failures: int, base: float, cap: float) -> float:
         over = failures - self.FREE_FAILURES
         if over < 0:
             return 0.0
-        return float(min(cap, self.BASE_S * 2.0 ** min(over, 30)))
+        return float(min(cap, base * 2.0 ** min(over, 30)))
 
     def _count(
         self, table: dict[str, tuple[int, float]], key: str, now: float
@@ -418,14 +421,15 @@ class LoginThrottle:
     def blocked_for(self, address: str, now: float) -> float:
         """Seconds until ``address`` may try again (0: it may now)."""
         failures, last = self._count(self._by_address, address, now)
-        return max(0.0, last + self._backoff(failures, self.MAX_WINDOW_S) - now)
+        window = self._backoff(failures, self.WINDOW_BASE_S, self.MAX_WINDOW_S)
+        return max(0.0, last + window - now)
 
     def failure_delay(self, account: str | None, base_s: float, now: float) -> float:
         """How long after the attempt a wrong password is answered."""
         if account is None:
             return base_s
         failures, _ = self._count(self._by_account, account, now)
-        return max(base_s, self._backoff(failures, self.MAX_ACCOUNT_DELAY_S))
+        return max(base_s, self._backoff(failures, self.BASE_S, self.MAX_ACCOUNT_DELAY_S))
 
     def failed(self, account: str | None, address: str, now: float) -> None:
         failures, _ = self._count(self._by_address, address, now)
