@@ -58,6 +58,7 @@ from chatroom.protocol import (
     Unmute,
     format_ts,
 )
+from chatroom.text import inert, truncate
 
 __all__ = ["Authority", "Jobs", "ModRequest", "banned_error"]
 
@@ -189,10 +190,19 @@ class Authority:
         as the hub stores its name. Only role holders are looked at, never every member."""
         key = room_key(room)
         holders: set[Member] = set(self._guest_roles.get(key, {}))
+        if not self._by_account:
+            # Nobody online has an account, so nobody but guests has a role: a join
+            # storm of guests costs no database look-up.
+            return self._split(holders, room, key)
         for account in self._roles.get(key, {}):
             holders |= self._by_account.get(account, set())
         for account in self.store.staff():
             holders |= self._by_account.get(account, set())
+        return self._split(holders, room, key)
+
+    def _split(
+        self, holders: set[Member], room: str, key: str
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
         ops: list[str] = []
         voices: list[str] = []
         for member in holders:
@@ -276,7 +286,7 @@ class Authority:
         who = self.identity(member)
         self.rules.check_enter(room, who, self.rank(member, room), key, self.wall())
         self.rules.entered(room, who)
-        if room == room_key(LOBBY) or self.hub.members(raw_room) or self._roles.get(room):
+        if room == room_key(LOBBY) or self.hub.occupied(raw_room) or self._roles.get(room):
             return False
         self._give(member, room, "op")
         return True
@@ -286,9 +296,12 @@ class Authority:
 
     def before_say(self, member: Member, raw_room: str, now: float) -> None:
         room = room_key(raw_room)
+        rules = self.rules
+        if not rules.mutes and room not in rules.modes:
+            return  # the common case, once per message: nothing to check
         who = self.identity(member)
         token = who.account or min(member.keys)
-        self.rules.check_say(room, who, token, self.rank(member, room), now)
+        rules.check_say(room, who, token, self.rank(member, room), now)
 
     def before_rename(self, member: Member, raw_name: str) -> None:
         """A new name must not be another account's, nor banned here or in a room the
@@ -358,7 +371,7 @@ class Authority:
             self.store.remember(account)
             if member in self._who or self.hub.find(name) is member:
                 self.joined(member, account, self.identity(member).address)
-            log.info("account registered: %s", account[:40])
+            log.info("account registered: %s", truncate(inert(account), 40))
             jobs.send_reply(Registered(account=account))
 
         jobs.run_job(job, done)

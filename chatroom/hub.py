@@ -456,6 +456,10 @@ class Hub:
         """The member called ``raw_name`` (case aside), if any."""
         return self._by_key.get("=" + unicodedata.normalize("NFC", raw_name).casefold())
 
+    def occupied(self, raw_room: str) -> bool:
+        """Whether anyone is in the room now."""
+        return self.room_name(raw_room) in self._rooms
+
     def room_name(self, raw_room: str) -> str:
         """A room's name as the hub first stored it (``raw_room`` if never seen)."""
         return self._room_names.get(raw_room.casefold(), raw_room)
