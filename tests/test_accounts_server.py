@@ -18,6 +18,8 @@ from chatroom.accounts import AccountStore, Argon2Cost
 from chatroom.admin import admin_main
 from chatroom.framing import ErrorCode, ProtocolError
 from chatroom.protocol import parse_client_frame
+from chatroom.server import ChatServer, ServerConfig
+from chatroom.transcript import Transcript
 from tests.conftest import TIMEOUT_S, RawClient, RunningServer, StartServer
 
 # Tests hash with a cheap cost; test_accounts checks the default meets OWASP's minimum.
@@ -357,6 +359,36 @@ async def test_server_ban_covers_name_and_address(server: RunningServer, tmp_pat
     admin = await _member(server, "root", PASSWORD)
     listed = await _ask(admin, {"type": "bans"}, "bans")
     assert [entry["name"] for entry in listed["bans"]] == ["bob"]
+
+
+async def test_server_ban_over_ipv6_holds_the_64_and_renames(tmp_path: Path) -> None:
+    """On ::1 (the one IPv6 address reachable here; other /64 members are checked
+    sans-I/O in test_moderation), a server ban keeps out new names from the banned
+    address; a member already connected cannot rename into the banned name, nor into a
+    look-alike of it."""
+    store = AccountStore(tmp_path / "data" / "accounts.sqlite3", cost=CHEAP)
+    transcript = Transcript(tmp_path / "v6.log")
+    config = ServerConfig(
+        host="::1", port=0, flood_rate=0, accounts=store, sinks=[transcript], web=False
+    )
+    async with ChatServer(config) as chat:
+        host, port = chat.addresses[0]
+        await _v6_bans(RunningServer(chat, host, port, transcript, tmp_path / "v6.log"), tmp_path)
+    transcript.close()
+
+
+async def _v6_bans(running: RunningServer, tmp_path: Path) -> None:
+    carol = await _member(running, "carol")
+    admin = await _staff(running, tmp_path, "root", "admin")
+    bob = await _member(running, "bob")
+    mod = await _ask(admin, {"type": "ban", "name": "bob", "duration_s": 3600}, "mod")
+    assert mod["room"] == "" and mod["until"] is not None
+    assert await bob.closed()
+    client, answer = await _hello(running, "someone else")
+    assert answer["code"] == "banned" and answer["until"] == mod["until"]
+    client.close()
+    for name in ("bob", "b\u043eb"):
+        assert await _error(carol, {"type": "nick", "name": name}) == "banned"
 
 
 async def test_mute_and_modes(server: RunningServer) -> None:
