@@ -33,6 +33,11 @@ DEFAULT_TRANSCRIPT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_TRANSCRIPT_BACKUPS = 5
 
 
+def _no_room(event: Event) -> str:
+    """Where an event of no room happened: a private message, or the whole server."""
+    return "(server)" if isinstance(event, Mod) else "(private)"
+
+
 def mod_line(event: Mod) -> str:
     """A moderation action in words, inert: ``alice bans bob until ...: reason``."""
     what = f"{inert(event.by)} {inert(event.action)} {inert(event.target)}"
@@ -61,7 +66,7 @@ def mod_line(event: Mod) -> str:
 
 def format_event_line(event: Event) -> str:
     """One transcript line for ``event``, newline included: time, room, who, what."""
-    where = f"#{inert(event.room)}" if event.room else "(private)"
+    where = f"#{inert(event.room)}" if event.room else _no_room(event)
     match event:
         case Message(sender=sender, text=text, action=True):
             body = f"* {inert(sender)} {inert(text)}"
