@@ -387,6 +387,10 @@ class LoginThrottle:
     MAX_ACCOUNT_DELAY_S). A right password from an address that is not throttled is
     never held back, so the owner logs in from elsewhere while someone guesses. Counts
     are forgotten after FORGET_S without a failure. Times are the caller's clock.
+
+    Checks take time, so failures are counted late: many attempts sent at once from one
+    address would all be checked before the first failure counts. So at most
+    MAX_CHECKING per address are checked at a time; the others are refused unchecked.
     """
 
     FREE_FAILURES = 3
@@ -397,8 +401,10 @@ class LoginThrottle:
     MAX_WINDOW_S = 300.0
     MAX_ACCOUNT_DELAY_S = 30.0
     FORGET_S = 3600.0
+    MAX_CHECKING = 2
 
     def __init__(self) -> None:
+        self._checking: dict[str, int] = {}
         # key -> (failures, time of the last one)
         self._by_address: dict[str, tuple[int, float]] = {}
         self._by_account: dict[str, tuple[int, float]] = {}
@@ -417,6 +423,22 @@ class LoginThrottle:
             table.pop(key, None)
             return 0, now
         return failures, last
+
+    def begin(self, address: str, now: float) -> bool:
+        """An attempt from ``address``: True when it may be checked (then call
+        :meth:`end` once it has been), False when it is refused unchecked."""
+        if self.blocked_for(address, now) > 0:
+            return False
+        checking = self._checking.get(address, 0)
+        if checking >= self.MAX_CHECKING:
+            return False
+        self._checking[address] = checking + 1
+        return True
+
+    def end(self, address: str) -> None:
+        checking = self._checking.pop(address, 1) - 1
+        if checking > 0:
+            self._checking[address] = checking
 
     def blocked_for(self, address: str, now: float) -> float:
         """Seconds until ``address`` may try again (0: it may now)."""

@@ -239,11 +239,12 @@ class Authority:
         """Check ``account``'s password off the loop and call ``done(ok, now)``. With no
         account a dummy hash is checked, so the answer takes as long; from a throttled
         address nothing is checked and the answer is no."""
-        if self.throttle.blocked_for(address, now) > 0:
+        if not self.throttle.begin(address, now):
             done(False, now)
             return
 
         def checked(ok: bool, at: float) -> None:
+            self.throttle.end(address)
             if ok:
                 self.throttle.succeeded(address)
             else:

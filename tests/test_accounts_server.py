@@ -203,6 +203,24 @@ async def test_guessing_is_throttled_but_the_owner_logs_in_elsewhere(
     assert answer["type"] == "welcome" and answer["account"] == "alice"
 
 
+async def test_guesses_sent_at_once_are_not_all_checked(server: RunningServer) -> None:
+    """Ten guesses sent together from one address: all refused alike, and only a couple
+    checked (so they count as only a couple of failures: the owner, right after, still
+    gets in from there)."""
+    (await _registered(server, "alice")).close()
+    clients = [await _connect(server, "127.0.0.1") for _ in range(10)]
+    # Written in one go, so they all reach the server before any check has finished.
+    for n, client in enumerate(clients):
+        hello = {"type": "hello", "protocol": 1, "name": "alice"}
+        client.writer.write(_line({**hello, "account_password": f"guess number {n}"}))
+    answers = [await client.recv() for client in clients]
+    assert [answer["code"] for answer in answers if answer] == ["auth_failed"] * 10
+    for client in clients:
+        client.close()
+    client, answer = await _hello(server, "alice", PASSWORD, local="127.0.0.1")
+    assert answer["type"] == "welcome"
+
+
 # ------------------------------------------------------------------ roles
 
 

@@ -214,6 +214,18 @@ def test_throttle_slows_guessing_and_never_locks_out() -> None:
     assert throttle.failure_delay("alice", 0.5, later) == 0.5
 
 
+def test_attempts_at_once_are_checked_a_few_at_a_time() -> None:
+    """Guesses sent together are not all checked before the first failure counts: past
+    MAX_CHECKING in flight from one address, the rest are refused unchecked; another
+    address is not held up."""
+    throttle = LoginThrottle()
+    admitted = [throttle.begin("a", 0.0) for _ in range(10)]
+    assert admitted.count(True) == LoginThrottle.MAX_CHECKING
+    assert throttle.begin("b", 0.0)
+    throttle.end("a")
+    assert throttle.begin("a", 0.0)
+
+
 # ------------------------------------------------------------------ the store
 
 
