@@ -28,7 +28,8 @@ from chatroom.history import parse_retention
 from chatroom.hub import DEFAULT_HISTORY_EVENTS, LAZY_MEMBERS_ABOVE, EventSink
 from chatroom.logs import configure_logging
 from chatroom.protocol import MAX_TEXT_CHARS
-from chatroom.reload import Reloader, admin_main, pid_file_path, remove_pid_file, write_pid_file
+from chatroom.reload import Reloader, pid_file_path, remove_pid_file, write_pid_file
+from chatroom.reload import admin_main as reload_main
 from chatroom.server import (
     FLOOD_BURST,
     FLOOD_RATE_PER_S,
@@ -155,6 +156,13 @@ def _server_parser() -> argparse.ArgumentParser:
         "--no-history", action="store_true", help="keep history in memory only (lost at restart)"
     )
     parser.add_argument(
+        "--argon2",
+        default=None,
+        metavar="KIB,PASSES,LANES",
+        help="Argon2id cost of new password hashes; the default is OWASP's minimum "
+        "(19456,2,1). Lower only for tests",
+    )
+    parser.add_argument(
         "--loop",
         choices=("asyncio", "uvloop"),
         default="asyncio",
@@ -277,6 +285,14 @@ def _fail(prog: str, message: str) -> int:
     return EXIT_USAGE
 
 
+def _subcommand(argv: Sequence[str]) -> str | None:
+    """The first word of ``argv`` that is neither an option nor an option's value."""
+    for index, word in enumerate(argv):
+        if not word.startswith("-") and (index == 0 or not argv[index - 1].startswith("--")):
+            return word
+    return None
+
+
 def server_main(argv: Sequence[str] | None = None) -> int:
     """``chatroom-server``: parse options, run until Ctrl-C or SIGTERM, exit 0."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -287,7 +303,11 @@ def server_main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["config"]:
         return config_main(argv[1:], parser)
     if argv[:1] == ["admin"]:
-        return admin_main(argv[1:], parser)
+        if _subcommand(argv[1:]) == "reload":
+            return reload_main(argv[1:], parser)
+        from chatroom.admin import admin_main
+
+        return admin_main(argv[1:], _default_data_dir())
     prog = parser.prog
     # The file's values and the command line's, checked (ranges, --bind, retention).
     try:
@@ -340,6 +360,21 @@ def server_main(argv: Sequence[str] | None = None) -> int:
     from chatroom.history import HistoryStore
 
     retention = parse_retention(args.history_retention)
+    from chatroom.accounts import ACCOUNTS_DB_NAME, DEFAULT_COST, AccountStore, Argon2Cost
+
+    cost = DEFAULT_COST
+    if args.argon2 is not None:
+        try:
+            memory_kib, passes, lanes = (int(part) for part in args.argon2.split(","))
+            cost = Argon2Cost(memory_kib, passes, lanes)
+        except ValueError:
+            return _fail(prog, "--argon2 takes three numbers: KIB,PASSES,LANES")
+        if min(memory_kib, passes, lanes) < 1 or memory_kib < 8 * lanes:
+            return _fail(prog, "--argon2: at least 8 KiB per lane, 1 pass, 1 lane")
+    try:
+        accounts = AccountStore(args.data_dir / ACCOUNTS_DB_NAME, cost=cost)
+    except (OSError, sqlite3.Error) as exc:
+        return _fail(prog, f"cannot open the accounts in {args.data_dir}: {exc}")
     store = None
     if not args.no_history:
         try:
@@ -383,6 +418,7 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         irc_server_name=args.server_name,
         metrics=not args.no_metrics,
         metrics_allow=list(args.metrics_allow),
+        accounts=accounts,
     )
     pid_path = pid_file_path(args)
     reloader = Reloader(
@@ -400,6 +436,7 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         transcript.close()
         if store is not None:
             store.close()
+        accounts.close()
         if console_sink is not None:
             console_sink.close()
 

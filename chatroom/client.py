@@ -162,6 +162,7 @@ class ClientConnection:
         *,
         resume_after: int | None = None,
         lazy_members: bool = False,
+        account_password: str | None = None,
     ) -> Welcome:
         """Join as ``name``. On a refusal the connection stays open for another try.
 
@@ -179,6 +180,7 @@ class ClientConnection:
                 password=password,
                 resume_after=resume_after,
                 lazy_members=lazy_members,
+                account_password=account_password,
             )
         )
         while True:

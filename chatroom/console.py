@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.text import Text
 
-from chatroom.protocol import Dm, Event, Join, Leave, Message, Nick, Topic
+from chatroom.protocol import Dm, Event, Join, Leave, Message, Mod, Nick, Topic
 from chatroom.text import inert, name_colour
+from chatroom.transcript import mod_line
 
 __all__ = ["ConsoleSink", "event_text"]
 
@@ -57,6 +58,15 @@ def event_text(event: Event) -> Text:
             ]
         case Join(name=name):
             parts += [("→ ", "green"), (inert(name), name_colour(name)), (" joined", "dim")]
+        case Leave(name=name, reason=reason, by=str(by), text=text):
+            parts += [
+                ("← ", "red"),
+                (inert(name), name_colour(name)),
+                (f" was {inert(reason)} by {inert(by)}", "dim"),
+                f": {inert(text)}" if text else "",
+            ]
+        case Mod():
+            parts += [("⚑ ", "yellow"), mod_line(event)]
         case Leave(name=name, reason=reason):
             parts += [
                 ("← ", "red"),

@@ -48,6 +48,16 @@ class ErrorCode(StrEnum):
     INVALID_ROOM = "invalid_room"
     TOO_MANY_ROOMS = "too_many_rooms"
     NO_SUCH_MEMBER = "no_such_member"
+    # Accounts, roles and moderation.
+    NAME_REGISTERED = "name_registered"
+    FORBIDDEN = "forbidden"
+    BANNED = "banned"
+    MUTED = "muted"
+    INVITE_ONLY = "invite_only"
+    BAD_KEY = "bad_key"
+    REGISTERED_ONLY = "registered_only"
+    MODERATED = "moderated"
+    SLOW_MODE = "slow_mode"
 
 
 class ProtocolError(Exception):

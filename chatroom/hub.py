@@ -34,7 +34,7 @@ import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chatroom.delivery import (
     Batch,
@@ -59,6 +59,7 @@ from chatroom.protocol import (
     LeaveReason,
     Members,
     Message,
+    Mod,
     Nick,
     RoomInfo,
     ServerFrame,
@@ -80,6 +81,9 @@ __all__ = [
     "Outbox",
     "WireFormat",
 ]
+
+if TYPE_CHECKING:
+    from chatroom.authority import Authority
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +142,10 @@ def _json_string(text: str) -> bytes:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _no_roles(room: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return (), ()
 
 
 def _room_error(exc: ProtocolError) -> ProtocolError:
@@ -212,6 +220,10 @@ class Hub:
         self._replies_handle: asyncio.Handle | None = None
         # Counted per flush and per batch, read by the metrics at scrape time.
         self.stats = Stats()
+        # Accounts, roles and moderation, when the server keeps accounts: they set these.
+        self.authority: Authority | None = None
+        # A room's (ops, voices) for welcome, joined and members.
+        self.room_roles: Callable[[str], tuple[tuple[str, ...], tuple[str, ...]]] = _no_roles
 
     # ------------------------------------------------------------------ the interface
 
@@ -224,6 +236,8 @@ class Hub:
         resume_after: int | None = None,
         lazy: bool = False,
         wire: WireFormat | None = None,
+        account: str | None = None,
+        roles: tuple[str, ...] = (),
     ) -> Member:
         """Admit a member under ``raw_name``, in ``room``; queue its welcome and join event.
 
@@ -231,6 +245,7 @@ class Hub:
         room (and every private message of the member) with a higher id follows it as an
         ordinary frame, then the live stream, starting with the member's join: no gap, no
         duplicate. ``wire`` is the member's wire format when it is not NDJSON.
+        ``account`` and ``roles``: what the welcome says the member logged in as.
 
         Raises:
             ProtocolError: ``invalid_name`` or ``name_taken``; nothing changes then.
@@ -243,6 +258,7 @@ class Hub:
             self._by_key[key] = member
         room = self._room_names.setdefault(room.casefold(), room)
         _, replay, gap, join_event = self._enter(member, room, resume_after)
+        ops, voices = self.room_roles(room)
         # Members and history are spliced in by _encode_welcome, from cached bytes.
         welcome = Welcome(
             name=name,
@@ -253,6 +269,10 @@ class Hub:
             resumed=resume_after is not None,
             gap=gap,
             lazy_members_above=self.lazy_members_above if lazy else None,
+            account=account,
+            roles=roles,
+            ops=ops,
+            voices=voices,
         )
         with_history = resume_after is None
         encoded = self._encode_welcome(welcome, with_history=with_history)
@@ -286,6 +306,7 @@ class Hub:
         if room not in self._rooms and len(self._rooms) >= MAX_ROOMS:
             raise ProtocolError(ErrorCode.TOO_MANY_ROOMS, "this server has no room for more rooms")
         history, replay, gap, join_event = self._enter(member, room, resume_after, private=False)
+        ops, voices = self.room_roles(room)
         joined = Joined(
             room=room,
             members=tuple(self.members(room)),
@@ -294,6 +315,8 @@ class Hub:
             resumed=resume_after is not None,
             gap=gap,
             lazy_members_above=self.lazy_members_above if member.lazy else None,
+            ops=ops,
+            voices=voices,
         )
         self._queue_reply(member, joined, encode(joined), replay)
         self._publish(join_event)
@@ -431,6 +454,71 @@ class Hub:
             self._publish(nick, also=(member,))
         for room in member.rooms:
             self._publish(Nick(id=self._take_id(), ts=self._ts(), room=room, old=old, new=name))
+
+    def find(self, raw_name: str) -> Member | None:
+        """The member called ``raw_name`` (case aside), if any."""
+        return self._by_key.get("=" + unicodedata.normalize("NFC", raw_name).casefold())
+
+    def occupied(self, raw_room: str) -> bool:
+        """Whether anyone is in the room now."""
+        return self.room_name(raw_room) in self._rooms
+
+    def room_name(self, raw_room: str) -> str:
+        """A room's name as the hub first stored it (``raw_room`` if never seen)."""
+        return self._room_names.get(raw_room.casefold(), raw_room)
+
+    def mod_event(
+        self,
+        room: str,
+        by: str,
+        action: str,
+        target: str,
+        *,
+        also: tuple[Member, ...] = (),
+        **details: Any,
+    ) -> Mod:
+        """Publish a moderation action: the room's audit log (``""``: the server's,
+        sent to ``also`` alone)."""
+        event = Mod(
+            id=self._take_id(),
+            ts=self._ts(),
+            room=room,
+            by=by,
+            action=action,
+            target=target,
+            **details,
+        )
+        self._publish(event, also=also)
+        return event
+
+    def kick(self, member: Member, room: str, by: str, text: str) -> None:
+        """Put ``member`` out of ``room``: the room and the member see ``leave`` with
+        reason ``kicked``, ``by`` and ``text``."""
+        if room not in member.rooms:
+            return
+        self._remove_from_room(member, room)
+        event = Leave(
+            id=self._take_id(),
+            ts=self._ts(),
+            room=room,
+            name=member.name,
+            reason=LeaveReason.KICKED,
+            by=by,
+            text=text,
+        )
+        self._publish(event, also=(member,))
+
+    def expel(self, member: Member, by: str, text: str) -> None:
+        """Put ``member`` out of the server: kicked from every room (told why), then
+        its connection closes once that is written."""
+        if self._by_key.get(next(iter(member.keys))) is not member:
+            return
+        for room in list(member.rooms):
+            self.kick(member, room, by, text)
+        for key in member.keys:
+            del self._by_key[key]
+        self.flush()
+        member.outbox.close(LeaveReason.KICKED)
 
     def shutdown(self) -> None:
         """Everyone leaves with reason ``shutdown``, and everyone is told, themselves too.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import signal
 import ssl
@@ -24,6 +25,7 @@ from chatroom import protocol
 from chatroom.client import ClientConnection, ConnectError, ConnectionClosed, ServerError
 from chatroom.framing import ErrorCode
 from chatroom.text import inert
+from chatroom.transcript import mod_line
 
 __all__ = [
     "ACK_TIMEOUT_S",
@@ -69,8 +71,13 @@ def format_event(event: protocol.Event) -> str:
             return f"{clock} *{inert(sender)} -> {inert(to)}* {said}"
         case protocol.Join(name=name):
             return f"{clock} --> {inert(name)} joined"
+        case protocol.Leave(name=name, reason=reason, by=str(by), text=text):
+            why = f": {inert(text)}" if text else ""
+            return f"{clock} <-- {inert(name)} was {inert(reason)} by {inert(by)}{why}"
         case protocol.Leave(name=name, reason=reason):
             return f"{clock} <-- {inert(name)} left ({inert(reason)})"
+        case protocol.Mod():
+            return f"{clock} --- {mod_line(event)}"
         case protocol.Nick(old=old, new=new):
             return f"{clock} --- {inert(old)} is now known as {inert(new)}"
         case protocol.Topic(sender=sender, text=text):
@@ -79,6 +86,8 @@ def format_event(event: protocol.Event) -> str:
 
 
 def _explain_refusal(exc: ServerError) -> str:
+    if exc.code == ErrorCode.NAME_REGISTERED:
+        return f"{inert(exc.message or exc.code)}: set CHATROOM_ACCOUNT_PASSWORD"
     if exc.code == ErrorCode.AUTH_FAILED:
         return f"{inert(exc.message or exc.code)}: pass --password or set CHATROOM_PASSWORD"
     return f"the server refused to let us in: {inert(str(exc))}"
@@ -125,6 +134,7 @@ class _Session:
                     | protocol.Topic()
                     | protocol.Nick()
                     | protocol.Dm()
+                    | protocol.Mod()
                 ):
                     self.say_line(format_event(frame))
                     if isinstance(frame, protocol.Nick) and frame.old == self.me:
@@ -232,7 +242,10 @@ async def run_plain(
     try:
         try:
             async with asyncio.timeout(JOIN_TIMEOUT_S):
-                welcome = await conn.hello(name, password)
+                # The account's password from the environment only: ps shows arguments.
+                welcome = await conn.hello(
+                    name, password, account_password=os.environ.get("CHATROOM_ACCOUNT_PASSWORD")
+                )
         except ServerError as exc:
             err.write(f"{_PROG}: {_explain_refusal(exc)}\n")
             return EXIT_FAILED

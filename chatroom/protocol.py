@@ -2,11 +2,8 @@
 
 Each frame is declared once, below, with its wire ``type`` and its fields; reading
 (``from_wire``, every field check included), writing (``to_wire``) and :func:`encode`
-are derived from that declaration. A field's JSON kind comes from its annotation:
-``str``, ``int`` (``true`` is not one), ``bool``, ``tuple[str, ...]`` (an array of
-strings), a tuple of :class:`RoomInfo` or of events (an array of objects). A field with
-no default must be on the wire; one with a default may be left out, meaning the default,
-and is left out when it holds it. :func:`_wire` states the exceptions.
+are derived from that declaration by :mod:`chatroom.frametable`, which says how a
+field's annotation and its ``_wire`` rules become its row.
 
 :data:`CLIENT_FRAMES` and :data:`SERVER_FRAMES` map wire names to classes. Unknown
 fields are ignored, as protocol-v1 asks of every receiver.
@@ -14,23 +11,31 @@ fields are ignored, as protocol-v1 asks of every receiver.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from types import UnionType
-from typing import Any, ClassVar, Self, TypeVar, cast, dataclass_transform, get_args, get_type_hints
+from typing import Any, get_args
 
-from chatroom.framing import ErrorCode, ProtocolError, encode_object
+from chatroom.frametable import Frame as _Frame
+from chatroom.frametable import Record as _Record
+from chatroom.frametable import bad as _bad
+from chatroom.frametable import frame as _frame
+from chatroom.frametable import quote as _quote
+from chatroom.frametable import wire as _wire
+from chatroom.framing import ErrorCode, ProtocolError
 
 __all__ = [
     "CLIENT_FRAMES",
     "DEFAULT_ROOM",
     "MAX_NONCE_CHARS",
+    "MAX_PASSWORD_FIELD_CHARS",
     "MAX_TEXT_CHARS",
     "PROTOCOL_VERSION",
     "SERVER_FRAMES",
+    "Ban",
+    "BanInfo",
+    "Bans",
+    "BansRequest",
     "Bye",
     "ClientFrame",
     "Dm",
@@ -40,18 +45,27 @@ __all__ = [
     "Hello",
     "History",
     "HistoryRequest",
+    "Invite",
     "Join",
     "JoinRequest",
     "Joined",
+    "Kick",
     "Leave",
     "LeaveReason",
     "Members",
     "Message",
+    "Mod",
+    "Mode",
+    "Mute",
     "Nick",
     "NickRequest",
     "Part",
+    "PasswordChange",
     "Ping",
     "Pong",
+    "Register",
+    "Registered",
+    "RoleRequest",
     "RoomInfo",
     "Rooms",
     "RoomsRequest",
@@ -59,6 +73,8 @@ __all__ = [
     "ServerFrame",
     "Topic",
     "TopicRequest",
+    "Unban",
+    "Unmute",
     "Welcome",
     "Who",
     "encode",
@@ -73,6 +89,9 @@ DEFAULT_ROOM = "lobby"
 MAX_TEXT_CHARS = 4000
 # Enough for a UUID in any spelling, short enough to be no storage burden.
 MAX_NONCE_CHARS = 64
+# A cheap bound before any hashing: an account password has at most 256 characters
+# after NFC (checked by the accounts), and NFC never needs four times as many to say so.
+MAX_PASSWORD_FIELD_CHARS = 1024
 
 
 class LeaveReason(StrEnum):
@@ -94,278 +113,6 @@ def format_ts(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
-# ------------------------------------------------------------------- how the table is read
-
-
-_UNSET: Any = object()
-_REQUIRED: Any = object()
-_SPEC = "chatroom.protocol"
-
-
-def _wire(*, default: Any = MISSING, default_factory: Any = MISSING, **rules: Any) -> Any:
-    """A field whose wire rules are not the plain ones.
-
-    Args:
-        default, default_factory: as for :func:`dataclasses.field`.
-        rules: ``key``: the name on the wire, when it is not the attribute's (``from``);
-            ``always``: sent even when it holds its default; ``required``: must be on the
-            wire, although Python callers may leave it out; ``absent``: the value read
-            when the field is not on the wire, for a field Python callers must give;
-            ``only_with``: sent exactly when this other field is true, whatever its own
-            value; ``max_chars``, ``at_least``: limits checked on read (``bad_request``);
-            ``on_wire=False``: an attribute that is never sent nor read; ``splice``: a
-            dict whose items are sent as the object's own, after the fields, and never
-            read back (so it takes no part in equality either).
-    """
-    return field(
-        default=default,
-        default_factory=default_factory,
-        compare=not rules.get("splice", False),
-        metadata={_SPEC: _Field(**rules)},
-    )
-
-
-def _bad(detail: str) -> ProtocolError:
-    return ProtocolError(ErrorCode.BAD_REQUEST, detail)
-
-
-_JSON_KIND = {str: "a string", int: "an integer", bool: "true or false", list: "an array"}
-# How the JSON encoder (ensure_ascii=False) writes each scalar: the same C functions.
-_quote: Callable[[str], str] = json.encoder.encode_basestring
-_DUMP: dict[type, Callable[[Any], str]] = {str: _quote, int: int.__repr__}
-_DUMP[bool] = lambda value: "true" if value else "false"
-
-
-@dataclass(frozen=True, slots=True)
-class _Field:
-    """One row of a frame's table: the rules given to :func:`_wire`, then what the
-    declaration derives from them and the annotation for the reader and the writers."""
-
-    key: str = ""
-    always: bool = False
-    required: bool = False
-    absent: Any = _UNSET  # _REQUIRED once derived, when the field may not be absent
-    only_with: str | None = None
-    max_chars: int | None = None
-    at_least: int | None = None
-    on_wire: bool = True
-    splice: bool = False
-
-    name: str = ""
-    kind: type = object  # the JSON value's Python type, checked on read
-    default: Any = _UNSET
-    sometimes: bool = False  # False when the field is always sent: omitted() is skipped
-    check: Callable[[Any], Any] | None = None  # limits; an array's items into a tuple
-    to_json: Callable[[Any], Any] | None = None  # tuple to list, records to objects
-    prefix: str = ""  # ',"key":' for the flat encoder
-    dump: Callable[[Any], str] | None = None  # None for arrays: no flat encoder then
-
-    def omitted(self, frame: object, value: Any) -> bool:
-        if self.only_with is not None:
-            return not getattr(frame, self.only_with)
-        return bool(value == self.default)
-
-
-def _field_of(slot: Any, hint: Any, rules: _Field) -> _Field:
-    if rules.splice:
-        return replace(rules, name=slot.name)
-    key = rules.key or slot.name
-    # X | None: None is a default, never a value on the wire.
-    kind = get_args(hint)[0] if isinstance(hint, UnionType) else hint
-    check: Callable[[Any], Any] | None = None
-    to_json: Callable[[Any], Any] | None = None
-    if kind in _DUMP:
-        check = _limits(key, rules)
-    else:  # tuple[X, ...]: a JSON array
-        item = get_args(kind)[0]
-        kind = list
-        if item is str:
-            check, to_json = _strings(key), list
-        else:
-            check = _objects(key, item)
-            to_json = lambda values: [value.to_wire() for value in values]  # noqa: E731
-    has_default = slot.default is not MISSING or slot.default_factory is not MISSING
-    absent = rules.absent if rules.absent is not _UNSET else slot.default
-    return replace(
-        rules,
-        key=key,
-        absent=_REQUIRED if rules.required or absent is MISSING else absent,
-        name=slot.name,
-        kind=kind,
-        default=slot.default,
-        sometimes=rules.only_with is not None or (has_default and not rules.always),
-        check=check,
-        to_json=to_json,
-        prefix=f",{_quote(key)}:",
-        dump=_DUMP.get(kind),
-    )
-
-
-def _limits(key: str, rules: _Field) -> Callable[[Any], Any] | None:
-    most, least = rules.max_chars, rules.at_least
-    if most is None and least is None:
-        return None
-
-    def check(value: Any) -> Any:
-        if most is not None and len(value) > most:
-            raise _bad(f"a {key} has at most {most} characters")
-        if least is not None and value < least:
-            raise _bad(f"{key!r} must be at least {least}")
-        return value
-
-    return check
-
-
-def _strings(key: str) -> Callable[[list[Any]], tuple[str, ...]]:
-    def check(values: list[Any]) -> tuple[str, ...]:
-        if not all(isinstance(value, str) for value in values):
-            raise _bad(f"field {key!r} must hold strings")
-        return tuple(values)
-
-    return check
-
-
-def _objects(key: str, item: Any) -> Callable[[list[Any]], tuple[Any, ...]]:
-    """An array of records, or of events when ``item`` is a union of them: an event of
-    a type this side does not know is skipped, so servers may add event types."""
-    members = get_args(item) if isinstance(item, UnionType) else ()
-    by_type = {member.TYPE: member._TABLE.read for member in members}
-
-    def check(values: list[Any]) -> tuple[Any, ...]:
-        items: list[Any] = []
-        for value in values:
-            if not isinstance(value, dict):
-                raise _bad(f"field {key!r} must hold objects")
-            if not by_type:
-                items.append(item._TABLE.read(value))
-                continue
-            kind = value.get("type")
-            if not isinstance(kind, str):
-                # A list or object here is unhashable: checked first, it is a bad request
-                # rather than a TypeError out of the parser.
-                raise _bad(f"an event in {key!r} has no string type")
-            read = by_type.get(kind)
-            if read is not None:
-                items.append(read(value))
-        return tuple(items)
-
-    return check
-
-
-class _Table:
-    """A frame's fields in wire order, and the reader and writers they make."""
-
-    __slots__ = ("encode", "flat_opening", "frame_class", "opening", "read_order", "written")
-
-    def __init__(self, frame_class: type, wire_type: str | None, first: tuple[str, ...]) -> None:
-        hints = get_type_hints(frame_class)
-        rows: list[_Field] = []
-        spliced: list[_Field] = []
-        for slot in fields(frame_class):
-            rules = slot.metadata.get(_SPEC, _Field())
-            if rules.on_wire:
-                row = _field_of(slot, hints[slot.name], rules)
-                (spliced if rules.splice else rows).append(row)
-        # The constructor is called with the fields read, in order, so those that are not
-        # read must come last.
-        if [row.name for row in rows] != [slot.name for slot in fields(frame_class)][: len(rows)]:
-            raise TypeError(f"{frame_class.__name__}: fields off the wire must come last")
-        self.frame_class = frame_class
-        self.read_order = tuple(rows)
-        by_name = {row.name: row for row in rows}
-        rest = [row for row in rows if row.name not in first]
-        self.written = tuple([by_name[name] for name in first] + rest + spliced)
-        self.opening: dict[str, Any] = {} if wire_type is None else {"type": wire_type}
-        self.flat_opening = "{" + f'"type":{_quote(wire_type)}' if wire_type else "{"
-        flat = wire_type is not None and all(row.dump is not None for row in self.written)
-        self.encode: Callable[[Any], bytes] = (
-            self.encode_flat if flat else lambda frame: encode_object(self.to_wire(frame))
-        )
-
-    def read(self, obj: dict[str, Any]) -> Any:
-        values = []
-        for row in self.read_order:
-            value = obj.get(row.key, _REQUIRED)
-            if value is _REQUIRED:
-                if row.absent is _REQUIRED:
-                    raise _bad(f"missing field {row.key!r}")
-                value = row.absent
-            else:
-                kind = row.kind
-                # bool is an int in Python but not a number on the wire.
-                if type(value) is not kind and (not isinstance(value, kind) or type(value) is bool):
-                    raise _bad(f"field {row.key!r} must be {_JSON_KIND[kind]}")
-                if row.check is not None:
-                    value = row.check(value)
-            values.append(value)
-        return self.frame_class(*values)
-
-    def to_wire(self, frame: object) -> dict[str, Any]:
-        obj = self.opening.copy()
-        for row in self.written:
-            value = getattr(frame, row.name)
-            if row.sometimes and row.omitted(frame, value):
-                continue
-            if row.to_json is not None:
-                value = row.to_json(value)
-            if row.key:
-                obj[row.key] = value
-            else:
-                obj.update(value)
-        return obj
-
-    def encode_flat(self, frame: object) -> bytes:
-        """``encode_object(to_wire(frame))``, byte for byte, for frames of scalars only,
-        without the dict: the JSON encoder's own quoting, written straight into the line."""
-        parts = [self.flat_opening]
-        for row in self.written:
-            value = getattr(frame, row.name)
-            if row.sometimes and row.omitted(frame, value):
-                continue
-            parts.append(row.prefix)
-            parts.append(row.dump(value))  # type: ignore[misc]
-        parts.append("}\n")
-        return "".join(parts).encode()
-
-
-class _Record:
-    __slots__ = ()
-    _TABLE: ClassVar[_Table]
-
-    @classmethod
-    def from_wire(cls, obj: dict[str, Any]) -> Self:
-        """Read a decoded JSON object, or raise ``bad_request`` naming the field."""
-        return cast(Self, cls._TABLE.read(obj))
-
-    def to_wire(self) -> dict[str, Any]:
-        """The JSON object, fields in wire order, optional ones left out as the table says."""
-        return self._TABLE.to_wire(self)
-
-
-class _Frame(_Record):
-    __slots__ = ()
-    TYPE: ClassVar[str]
-
-
-R = TypeVar("R", bound=type[_Record])
-
-
-@dataclass_transform(frozen_default=True, field_specifiers=(_wire,))
-def _frame(wire_type: str | None, *, first: tuple[str, ...] = ()) -> Callable[[R], R]:
-    """Declare a frame: a frozen dataclass whose fields are its table. ``first`` names
-    the fields that go before the others on the wire, which follow in their order.
-    ``None`` for an object carried inside frames, with no ``type`` of its own."""
-
-    def declare(cls: R) -> R:
-        declared: Any = dataclass(frozen=True, slots=True)(cls)
-        if wire_type is not None:
-            declared.TYPE = wire_type
-        declared._TABLE = _Table(declared, wire_type, first)
-        return cast(R, declared)
-
-    return declare
-
-
 # ---------------------------------------------------------------------------- client frames
 
 
@@ -380,6 +127,8 @@ class Hello(_Frame):
     resume_after: int | None = None
     # Extension: in big rooms, leave out other members' join and leave events.
     lazy_members: bool = False
+    # Extension: the password of the name's account, when the name is registered.
+    account_password: str | None = _wire(default=None, max_chars=MAX_PASSWORD_FIELD_CHARS)
 
 
 @_frame("say")
@@ -436,6 +185,8 @@ class JoinRequest(_Frame):
 
     room: str
     resume_after: int | None = None
+    # The room's key, when its mode asks for one.
+    key: str | None = None
 
 
 @_frame("part")
@@ -475,6 +226,104 @@ class NickRequest(_Frame):
     name: str
 
 
+@_frame("register")
+class Register(_Frame):
+    """Client (extension): register my current name as an account with ``password``."""
+
+    password: str = _wire(max_chars=MAX_PASSWORD_FIELD_CHARS)
+
+
+@_frame("password")
+class PasswordChange(_Frame):
+    """Client (extension): change my account's password; my other sessions end."""
+
+    old_password: str = _wire(max_chars=MAX_PASSWORD_FIELD_CHARS)
+    password: str = _wire(max_chars=MAX_PASSWORD_FIELD_CHARS)
+
+
+@_frame("role")
+class RoleRequest(_Frame):
+    """Client (extension): give ``name`` the room role ``op``, ``voice`` or ``none``."""
+
+    room: str
+    name: str
+    role: str
+
+
+@_frame("kick")
+class Kick(_Frame):
+    """Client (extension): put ``name`` out of ``room``."""
+
+    room: str
+    name: str
+    reason: str = ""
+
+
+@_frame("ban")
+class Ban(_Frame):
+    """Client (extension): keep ``name`` out of ``room`` (None: the server, staff only)
+    for ``duration_s`` seconds (None: until lifted)."""
+
+    name: str
+    room: str | None = None
+    duration_s: int | None = None
+    reason: str = ""
+
+
+@_frame("unban")
+class Unban(_Frame):
+    """Client (extension): lift a ban on ``name`` in ``room`` (None: the server's)."""
+
+    name: str
+    room: str | None = None
+
+
+@_frame("bans")
+class BansRequest(_Frame):
+    """Client (extension): list the bans of ``room`` (None: the server's)."""
+
+    room: str | None = None
+
+
+@_frame("mute")
+class Mute(_Frame):
+    """Client (extension): ``name`` stays in ``room`` but may not speak there."""
+
+    room: str
+    name: str
+    duration_s: int | None = None
+    reason: str = ""
+
+
+@_frame("unmute")
+class Unmute(_Frame):
+    """Client (extension): lift a mute."""
+
+    room: str
+    name: str
+
+
+@_frame("mode")
+class Mode(_Frame):
+    """Client (extension): change a room's modes; a field left out stays as it is.
+    ``key``: a string sets it, ``""`` or ``null`` removes it."""
+
+    room: str
+    invite_only: bool | None = None
+    key: str | None = _wire(default=None, null_as="")
+    moderated: bool | None = None
+    registered_only: bool | None = None
+    slow_s: int | None = None
+
+
+@_frame("invite")
+class Invite(_Frame):
+    """Client (extension): let ``name`` into ``room`` past its invite-only mode and key."""
+
+    room: str
+    name: str
+
+
 # ---------------------------------------------------------------------------- server frames
 
 
@@ -510,6 +359,9 @@ class Leave(_Frame):
     room: str
     name: str
     reason: str = _wire(absent=LeaveReason.DISCONNECTED.value)
+    # Extension, with reason ``kicked``: who put them out (absent: the server) and why.
+    by: str | None = None
+    text: str | None = None
 
 
 @_frame("topic")
@@ -551,7 +403,31 @@ class Dm(_Frame):
     room: str = _wire(default="", on_wire=False)
 
 
-Event = Message | Join | Leave | Topic | Nick | Dm
+@_frame("mod")
+class Mod(_Frame):
+    """Event (extension): ``by`` took a moderation ``action`` on ``target`` in ``room``
+    (``""``: the whole server); ``until`` is when it ends (null: until lifted or not
+    timed). The audit log: stored and replayed like any event."""
+
+    id: int
+    ts: str
+    room: str
+    by: str
+    action: str
+    target: str
+    reason: str = _wire(default="", always=True)
+    until: str | None = _wire(default=None, always=True)
+    # action "role": the role given (op, voice, none).
+    role: str | None = None
+    # action "mode": the modes as they now are (key_set: whether a key is needed).
+    invite_only: bool | None = None
+    key_set: bool | None = None
+    moderated: bool | None = None
+    registered_only: bool | None = None
+    slow_s: int | None = None
+
+
+Event = Message | Join | Leave | Topic | Nick | Dm | Mod
 
 
 @_frame("welcome", first=("protocol",))
@@ -570,6 +446,12 @@ class Welcome(_Frame):
     # Extension, with hello.lazy_members: above this many members a room's joins and
     # leaves are left out, and ``members`` is the list as of now.
     lazy_members_above: int | None = None
+    # Extension: the account logged in (null: none) and its staff roles.
+    account: str | None = _wire(default=None, always=True)
+    roles: tuple[str, ...] = _wire(default=(), always=True)
+    # Extension: which of ``members`` are the room's ops and voiced members.
+    ops: tuple[str, ...] = ()
+    voices: tuple[str, ...] = ()
 
 
 @_frame("members")
@@ -578,6 +460,8 @@ class Members(_Frame):
 
     room: str
     members: tuple[str, ...]
+    ops: tuple[str, ...] = ()  # as in welcome
+    voices: tuple[str, ...] = ()
 
 
 @_frame("error")
@@ -613,6 +497,8 @@ class Joined(_Frame):
     resumed: bool = False
     gap: bool = _wire(default=False, only_with="resumed")
     lazy_members_above: int | None = None  # as in welcome
+    ops: tuple[str, ...] = ()
+    voices: tuple[str, ...] = ()
 
 
 @_frame(None)
@@ -631,14 +517,40 @@ class Rooms(_Frame):
     rooms: tuple[RoomInfo, ...]
 
 
+@_frame("registered")
+class Registered(_Frame):
+    """Server (extension): ``account`` is registered, or its password changed."""
+
+    account: str
+
+
+@_frame(None)
+class BanInfo(_Record):
+    """One entry of a ``bans`` answer."""
+
+    name: str
+    by: str = _wire(absent="")
+    reason: str = _wire(default="", always=True)
+    until: str | None = _wire(default=None, always=True)
+
+
+@_frame("bans")
+class Bans(_Frame):
+    """Server (extension): the answer to ``bans``."""
+
+    bans: tuple[BanInfo, ...]
+    room: str | None = None
+
+
 # fmt: off
 ClientFrame = (
     Hello | Say | Who | Bye | Ping | Pong | HistoryRequest | JoinRequest | Part | RoomsRequest
-    | TopicRequest | DmRequest | NickRequest
+    | TopicRequest | DmRequest | NickRequest | Register | PasswordChange | RoleRequest | Kick
+    | Ban | Unban | BansRequest | Mute | Unmute | Mode | Invite
 )
 ServerFrame = (
     Welcome | Message | Join | Leave | Topic | Nick | Dm | Members | Error | Ping | Pong
-    | History | Joined | Rooms
+    | History | Joined | Rooms | Mod | Registered | Bans
 )
 # fmt: on
 

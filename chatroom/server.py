@@ -14,10 +14,13 @@ import logging
 import socket
 import ssl
 from collections.abc import Iterable, Set
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from chatroom import __version__
+from chatroom.accounts import AccountStore
+from chatroom.authority import Authority
 from chatroom.framing import MAX_FRAME_BYTES, ErrorCode
 from chatroom.history import HistoryStore
 from chatroom.hub import DEFAULT_HISTORY_EVENTS, LAZY_MEMBERS_ABOVE, EventSink, Hub
@@ -67,6 +70,9 @@ log = logging.getLogger(__name__)
 
 # How long shutdown waits for each client's buffered bytes to drain before aborting.
 SHUTDOWN_DRAIN_S = 2.0
+# Password hashes at once: each holds Argon2's 19 MiB and a core for tens of ms, so a
+# burst of logins queues here instead of taking the machine's memory and cores.
+HASH_WORKERS = 2
 
 
 @dataclass
@@ -106,6 +112,8 @@ class ServerConfig(SessionLimits):
     irc_host: str = "0.0.0.0"
     irc_port: int | None = None
     irc_server_name: str | None = None
+    # Accounts, roles and moderation; None: names are first come, first served.
+    accounts: AccountStore | None = None
 
 
 class ChatServer:
@@ -129,6 +137,9 @@ class ChatServer:
             lazy_members_above=config.lazy_members_above,
         )
         self.session_limits: SessionLimits = config
+        if config.accounts is not None:
+            Authority(self.hub, config.accounts, auth_failure_delay_s=config.auth_failure_delay_s)
+        self.jobs = ThreadPoolExecutor(HASH_WORKERS, thread_name_prefix="chatroom-hash")
         self._server: asyncio.Server | None = None
         self._irc_server: asyncio.Server | None = None
         self._connections: set[Connection] = set()
@@ -285,6 +296,7 @@ class ChatServer:
             await self._server.wait_closed()
         if self._irc_server is not None:
             await self._irc_server.wait_closed()
+        self.jobs.shutdown(wait=False, cancel_futures=True)
 
     async def _wait_drained(self) -> None:
         """Until every connection has closed, for at most SHUTDOWN_DRAIN_S."""

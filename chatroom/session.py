@@ -15,15 +15,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
+from chatroom.authority import Authority, ModRequest, banned_error
 from chatroom.framing import ErrorCode, ProtocolError
 from chatroom.history import MAX_HISTORY_PAGE
 from chatroom.hub import Hub, Member, Outbox, WireFormat
 from chatroom.limits import FLOOD_BURST, FLOOD_RATE_PER_S, TokenBucket
+from chatroom.moderation import BannedError, Identity, address_key
+from chatroom.names import check_name, name_keys
 from chatroom.protocol import (
     PROTOCOL_VERSION,
+    Ban,
+    BansRequest,
     Bye,
     ClientFrame,
     DmRequest,
@@ -31,19 +37,30 @@ from chatroom.protocol import (
     Hello,
     History,
     HistoryRequest,
+    Invite,
     JoinRequest,
+    Kick,
     LeaveReason,
     Members,
+    Mode,
+    Mute,
     NickRequest,
     Part,
+    PasswordChange,
     Ping,
     Pong,
+    Register,
+    Registered,
+    RoleRequest,
     Rooms,
     RoomsRequest,
     Say,
     TopicRequest,
+    Unban,
+    Unmute,
     Who,
 )
+from chatroom.protocol import Bans as BansReply
 from chatroom.text import inert, truncate
 
 __all__ = [
@@ -68,7 +85,8 @@ AUTH_FAILURE_DELAY_S = 0.5
 # Names in log lines are cut to keep one hostile client from flooding the log.
 LOG_TEXT_CHARS = 80
 
-Reply = Error | Members | Ping | Pong | History | Rooms
+Reply = Error | Members | Ping | Pong | History | Rooms | Registered | BansReply
+T = TypeVar("T")
 # The server ended these sessions, not the peer: each is worth a line in the log.
 _DROPPED = frozenset({LeaveReason.SLOW_CONSUMER, LeaveReason.TIMEOUT, LeaveReason.KICKED})
 
@@ -102,6 +120,10 @@ class Link(Protocol):
         """End the connection: abort it for ``slow_consumer`` and ``timeout`` (a graceful
         close waits for a reader that has stopped), else close it after what is queued."""
 
+    def run_job(self, job: Callable[[], T], done: Callable[[T, float], None]) -> None:
+        """Run ``job`` off the event loop (password hashing); then, on the loop, call
+        ``done`` with its result and the time."""
+
 
 def password_matches(given: str | None, expected: str) -> bool:
     """Constant time, length included: compare_digest on the passwords themselves would
@@ -134,6 +156,7 @@ class Session:
         "_hub",
         "_limits",
         "_link",
+        "_login_pending",
         "_outbox",
         "bucket",
         "closing",
@@ -162,6 +185,8 @@ class Session:
         self.member: Member | None = None
         self.closing = False
         self._auth_pending = False
+        # A hello's account password is being checked on a worker thread.
+        self._login_pending = False
         self.last_received = now
         self.ping_sent_at: float | None = None
         self.bucket = TokenBucket(limits.flood_rate, limits.flood_burst, now)
@@ -180,6 +205,8 @@ class Session:
             return
         try:
             self._dispatch(frame, now)
+        except BannedError as exc:
+            self._link.send_reply(banned_error(exc))
         except ProtocolError as exc:
             self.error(exc.code, exc.detail)
 
@@ -249,6 +276,8 @@ class Session:
         self._hub.stats.sessions_ended[reason.value] += 1
         if self.member is not None:
             self._hub.leave(self.member, reason)
+            if self._hub.authority is not None:
+                self._hub.authority.forget(self.member)
             if reason in _DROPPED:
                 name = truncate(inert(self.member.name), LOG_TEXT_CHARS)
                 log.info(
@@ -311,20 +340,22 @@ class Session:
                 pass  # last_received already moved; that is all a pong is for
             case Bye():
                 self.drop(LeaveReason.QUIT)
-            case Hello() if member is not None:
+            case Hello() if member is not None or self._login_pending:
                 raise ProtocolError(ErrorCode.BAD_REQUEST, "already joined")
             case Hello():
                 self._hello(frame, now)
             case _ if member is None:
                 raise ProtocolError(ErrorCode.NOT_JOINED, f"send hello before {frame.TYPE}")
             case Say(text=text, nonce=nonce, room=room, action=action):
+                if hub.authority is not None:
+                    hub.authority.before_say(member, room, now)
                 hub.say(member, text, room, nonce=nonce, action=action)
             case HistoryRequest(room=room, before=before, limit=limit):
                 page = min(limit, MAX_HISTORY_PAGE)
                 events, more = hub.history_page(member, room, before, page)
                 self._link.send_reply(History(room=room, events=tuple(events), more=more))
-            case JoinRequest(room=room, resume_after=resume_after):
-                hub.join_room(member, room, resume_after=resume_after)
+            case JoinRequest(room=room, resume_after=resume_after, key=key):
+                self._join_room(member, room, resume_after, key)
             case Part(room=room):
                 hub.part(member, room)
             case RoomsRequest():
@@ -334,9 +365,27 @@ class Session:
             case DmRequest(to=to, text=text, nonce=nonce, action=action):
                 hub.dm(member, to, text, nonce=nonce, action=action)
             case NickRequest(name=name):
+                if hub.authority is not None:
+                    hub.authority.before_rename(member, name)
                 hub.rename(member, name)
             case Who(room=room):
-                self._link.send_reply(Members(room=room, members=tuple(hub.members(room))))
+                ops, voices = hub.room_roles(hub.room_name(room))
+                members = tuple(hub.members(room))
+                self._link.send_reply(Members(room=room, members=members, ops=ops, voices=voices))
+            case (
+                Register()
+                | PasswordChange()
+                | RoleRequest()
+                | Kick()
+                | Ban()
+                | Unban()
+                | BansRequest()
+                | Mute()
+                | Unmute()
+                | Mode()
+                | Invite()
+            ):
+                self._moderate(member, frame, now)
 
     def _hello(self, hello: Hello, now: float) -> None:
         limits = self._limits
@@ -351,13 +400,85 @@ class Session:
             self._link.pause_reading()
             self.deadline = now + limits.auth_failure_delay_s
             return
+        authority = self._hub.authority
+        if authority is None:
+            self._join(hello, now, None, "")
+            return
+        name = check_name(hello.name)
+        account = authority.account_for(name)
+        address = address_key(self.peer.rsplit(":", 1)[0])
+        if hello.account_password is None:
+            if account is not None:
+                raise ProtocolError(
+                    ErrorCode.NAME_REGISTERED,
+                    "that name is registered: hello needs its account_password",
+                )
+            self._admit_hello(hello, now, Identity(name, name_keys(name), None, address))
+            return
+        # The answer comes from a worker thread; frames meanwhile get not_joined.
+        self._login_pending = True
+
+        def checked(ok: bool, at: float) -> None:
+            self._login_pending = False
+            if self.closing:
+                return
+            if not ok:
+                self._auth_pending = True
+                self._link.pause_reading()
+                self.deadline = max(at, now + authority.failure_delay(account, now))
+                return
+            try:
+                self._admit_hello(hello, at, Identity(name, name_keys(name), account, address))
+            except ProtocolError as exc:  # name_taken: the hello may be retried
+                self.error(exc.code, exc.detail)
+
+        authority.login(account, hello.account_password, address, now, self._link, checked)
+
+    def _admit_hello(self, hello: Hello, now: float, who: Identity) -> None:
+        authority = self._hub.authority
+        assert authority is not None
+        try:
+            authority.check_hello(who)
+        except BannedError as exc:
+            self._link.send_reply(banned_error(exc))
+            self.drop(LeaveReason.KICKED)
+            return
+        self._join(hello, now, who.account, who.address)
+
+    def _join(self, hello: Hello, now: float, account: str | None, address: str) -> None:
+        authority = self._hub.authority
         self.member = self._hub.join(
             hello.name,
             self._outbox,
             resume_after=hello.resume_after,
             lazy=hello.lazy_members,
             wire=self._link.wire,
+            account=account,
+            roles=authority.roles_of(account) if authority is not None else (),
         )
+        if authority is not None:
+            authority.joined(self.member, account, address)
         self.ping_sent_at = None
-        self.deadline = now + limits.ping_interval_s
+        self.deadline = now + self._limits.ping_interval_s
         self._log_member("joined")
+
+    def _join_room(
+        self, member: Member, room: str, resume_after: int | None, key: str | None
+    ) -> None:
+        authority = self._hub.authority
+        if authority is None:
+            self._hub.join_room(member, room, resume_after=resume_after)
+            return
+        created = authority.before_join(member, room, key)
+        try:
+            self._hub.join_room(member, room, resume_after=resume_after)
+        except ProtocolError:
+            if created:
+                authority.undo_join(member, room)
+            raise
+
+    def _moderate(self, member: Member, frame: ModRequest, now: float) -> None:
+        authority: Authority | None = self._hub.authority
+        if authority is None:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "this server keeps no accounts")
+        authority.request(member, frame, now, self._link)

@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from chatroom.protocol import Dm, Event, Join, Leave, Message, Nick, Topic
+from chatroom.protocol import Dm, Event, Join, Leave, Message, Mod, Nick, Topic
 from chatroom.text import inert
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_TRANSCRIPT_NAME",
     "Transcript",
     "format_event_line",
+    "mod_line",
 ]
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,40 @@ DEFAULT_TRANSCRIPT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_TRANSCRIPT_BACKUPS = 5
 
 
+def _no_room(event: Event) -> str:
+    """Where an event of no room happened: a private message, or the whole server."""
+    return "(server)" if isinstance(event, Mod) else "(private)"
+
+
+def mod_line(event: Mod) -> str:
+    """A moderation action in words, inert: ``alice bans bob until ...: reason``."""
+    what = f"{inert(event.by)} {inert(event.action)} {inert(event.target)}"
+    if event.role is not None:
+        what += f" ({inert(event.role)})"
+    if event.action == "mode":
+        modes = [
+            name
+            for name, on in (
+                ("invite-only", event.invite_only),
+                ("key", event.key_set),
+                ("moderated", event.moderated),
+                ("registered-only", event.registered_only),
+            )
+            if on
+        ]
+        if event.slow_s:
+            modes.append(f"slow {event.slow_s} s")
+        what += ": " + (", ".join(modes) or "open")
+    if event.until is not None:
+        what += f" until {inert(event.until)}"
+    if event.reason:
+        what += f": {inert(event.reason)}"
+    return what
+
+
 def format_event_line(event: Event) -> str:
     """One transcript line for ``event``, newline included: time, room, who, what."""
-    where = f"#{inert(event.room)}" if event.room else "(private)"
+    where = f"#{inert(event.room)}" if event.room else _no_room(event)
     match event:
         case Message(sender=sender, text=text, action=True):
             body = f"* {inert(sender)} {inert(text)}"
@@ -42,8 +74,13 @@ def format_event_line(event: Event) -> str:
             body = f"<{inert(sender)}> {inert(text)}"
         case Join(name=name):
             body = f"--> {inert(name)} joined"
+        case Leave(name=name, reason=reason, by=str(by), text=text):
+            why = f": {inert(text)}" if text else ""
+            body = f"<-- {inert(name)} was {inert(reason)} by {inert(by)}{why}"
         case Leave(name=name, reason=reason):
             body = f"<-- {inert(name)} left ({inert(reason)})"
+        case Mod():
+            body = f"-!- {mod_line(event)}"
         case Topic(sender=sender, text=text):
             body = f"-!- {inert(sender)} set the topic: {inert(text)}"
         case Nick(old=old, new=new):

@@ -477,3 +477,43 @@ async def test_keys_new_line_switching_and_marking_read(
     await box.press("Escape")
     await playwright_api.expect(current).to_have_accessible_name("lobby")
     await bob.close()
+
+
+async def test_a_registered_name_logs_in_and_roles_show_beside_names(
+    browser: Any, start_server: StartServer, tmp_path: Path
+) -> None:
+    """A registered name asks for the account's password in the join form and logs in;
+    a room's op is marked @ while the name stays the item's accessible text; a kick shows
+    the kicked member who did it and why."""
+    from chatroom.accounts import AccountStore, Argon2Cost
+
+    store = AccountStore(tmp_path / "accounts.sqlite3", cost=Argon2Cost(64, 1, 1))
+    running = await start_server(flood_rate=0, accounts=store, auth_failure_delay_s=0)
+    store.register("alice", "correct horse")
+    store.remember("alice")
+    context = await browser.new_context()
+    page = await context.new_page()
+    page.set_default_timeout(MS)
+    await page.goto(_url(running.host, running.port))
+    form = page.get_by_role("form", name="Join")
+    await form.get_by_role("textbox", name="Name").fill("alice")
+    await form.get_by_role("button", name="Join").click()
+    await playwright_api.expect(page.get_by_role("alert")).to_contain_text("registered")
+    await form.get_by_label("Account password").fill("correct horse")
+    await form.get_by_role("button", name="Join").click()
+    await connected(page)
+    await say(page, "/join dev")
+    members = page.get_by_role("complementary", name="Members")
+    op = members.get_by_role("listitem").filter(has_text="alice")
+    await playwright_api.expect(op).to_have_attribute("aria-description", "op")
+    await playwright_api.expect(op.locator("[aria-hidden=true]")).to_have_text("@")
+    # What a screen reader reads as the item is the name alone.
+    snapshot = await members.get_by_role("list").aria_snapshot()
+    assert "listitem: alice" in snapshot and "@" not in snapshot
+    bob = await open_chat(browser, running.host, running.port, "bob")
+    await say(bob, "/join dev")
+    await playwright_api.expect(
+        members.get_by_role("listitem").filter(has_text="bob")
+    ).to_be_visible()
+    await say(page, "/kick bob <b>enough</b>")
+    await shows(bob, "bob was kicked by alice: <b>enough</b>")

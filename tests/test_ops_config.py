@@ -62,6 +62,7 @@ EVERY_KEY: dict[str, tuple[str, Any]] = {
     "no-web": ("true", True),
     "irc": ('"0.0.0.0:6667"', "0.0.0.0:6667"),
     "server-name": ('"chat.example.org"', "chat.example.org"),
+    "argon2": ('"19456,2,1"', "19456,2,1"),
     "log-format": ('"json"', "json"),
     "log-level": ('"debug"', "debug"),
     "metrics-allow": ('["10.0.0.0/8"]', ["10.0.0.0/8"]),

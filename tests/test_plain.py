@@ -322,3 +322,31 @@ async def test_tls_options_reach_a_tls_server(
     )
     assert status == 0, stderr.decode()
     assert b"<bot> unchecked" in stdout
+
+
+def test_moderation_reads_as_lines() -> None:
+    """A kick says who and why; a mod event is a sentence; a server-wide one is marked
+    as the server's in the transcript; all inert."""
+    from chatroom.transcript import format_event_line
+
+    kicked = protocol.Leave(
+        id=1,
+        ts="2026-11-26T10:00:00.000Z",
+        room="dev",
+        name="bob",
+        reason="kicked",
+        by="alice",
+        text="spam\x1b",
+    )
+    assert format_event(kicked).endswith("<-- bob was kicked by alice: spam\\x1b")
+    ban = protocol.Mod(
+        id=2,
+        ts="2026-11-26T10:00:00.000Z",
+        room="",
+        by="root",
+        action="ban",
+        target="bob",
+        until="2026-01-01",
+    )
+    assert format_event(ban).endswith("--- root ban bob until 2026-01-01")
+    assert "(server) -!- root ban bob until 2026-01-01" in format_event_line(ban)

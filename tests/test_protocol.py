@@ -16,7 +16,12 @@ from chatroom.protocol import (
     CLIENT_FRAMES,
     DEFAULT_ROOM,
     MAX_NONCE_CHARS,
+    MAX_PASSWORD_FIELD_CHARS,
     SERVER_FRAMES,
+    Ban,
+    BanInfo,
+    Bans,
+    BansRequest,
     Bye,
     Dm,
     DmRequest,
@@ -24,23 +29,34 @@ from chatroom.protocol import (
     Hello,
     History,
     HistoryRequest,
+    Invite,
     Join,
     Joined,
     JoinRequest,
+    Kick,
     Leave,
     Members,
     Message,
+    Mod,
+    Mode,
+    Mute,
     Nick,
     NickRequest,
     Part,
+    PasswordChange,
     Ping,
     Pong,
+    Register,
+    Registered,
+    RoleRequest,
     RoomInfo,
     Rooms,
     RoomsRequest,
     Say,
     Topic,
     TopicRequest,
+    Unban,
+    Unmute,
     Welcome,
     Who,
     encode,
@@ -352,7 +368,7 @@ GOLDEN: list[tuple[Any, str]] = [
     (
         Welcome(name="a", server="s", room="r", members=("a",)),
         '{"type":"welcome","protocol":1,"name":"a","server":"s","room":"r","members":["a"],'
-        '"history":[]}',
+        '"history":[],"account":null,"roles":[]}',
     ),
     (
         Welcome(
@@ -363,15 +379,20 @@ GOLDEN: list[tuple[Any, str]] = [
             history=(_JOIN,),
             resumed=True,
             lazy_members_above=200,
+            account="a",
+            roles=("admin",),
+            ops=("a",),
+            voices=("b",),
         ),
         '{"type":"welcome","protocol":1,"name":"a","server":"s","room":"r","members":["a","b"],'
-        f'"history":[{_JOIN_LINE}],"resumed":true,"gap":false,"lazy_members_above":200}}',
+        f'"history":[{_JOIN_LINE}],"resumed":true,"gap":false,"lazy_members_above":200,'
+        '"account":"a","roles":["admin"],"ops":["a"],"voices":["b"]}',
     ),
     (
         # gap goes with resumed, and only with it.
         Welcome(name="a", server="s", room="r", members=(), gap=True),
         '{"type":"welcome","protocol":1,"name":"a","server":"s","room":"r","members":[],'
-        '"history":[]}',
+        '"history":[],"account":null,"roles":[]}',
     ),
     (Members(room="r", members=("a",)), '{"type":"members","room":"r","members":["a"]}'),
     (Error(code="bad_request"), '{"type":"error","code":"bad_request","message":""}'),
@@ -406,6 +427,76 @@ GOLDEN: list[tuple[Any, str]] = [
         '{"type":"rooms","rooms":[{"name":"r","members":2,"topic":""},'
         '{"name":"s","members":0,"topic":"t"}]}',
     ),
+    # Accounts, roles and moderation.
+    (Register(password="p"), '{"type":"register","password":"p"}'),
+    (
+        PasswordChange(old_password="o", password="p"),
+        '{"type":"password","old_password":"o","password":"p"}',
+    ),
+    (
+        RoleRequest(room="dev", name="bob", role="op"),
+        '{"type":"role","room":"dev","name":"bob","role":"op"}',
+    ),
+    (Kick(room="dev", name="bob"), '{"type":"kick","room":"dev","name":"bob"}'),
+    (
+        Kick(room="dev", name="bob", reason="r"),
+        '{"type":"kick","room":"dev","name":"bob","reason":"r"}',
+    ),
+    (Ban(name="bob"), '{"type":"ban","name":"bob"}'),
+    (
+        Ban(name="bob", room="dev", duration_s=600, reason="r"),
+        '{"type":"ban","name":"bob","room":"dev","duration_s":600,"reason":"r"}',
+    ),
+    (Unban(name="bob", room="dev"), '{"type":"unban","name":"bob","room":"dev"}'),
+    (BansRequest(), '{"type":"bans"}'),
+    (BansRequest(room="dev"), '{"type":"bans","room":"dev"}'),
+    (
+        Mute(room="dev", name="bob", duration_s=300, reason="r"),
+        '{"type":"mute","room":"dev","name":"bob","duration_s":300,"reason":"r"}',
+    ),
+    (Unmute(room="dev", name="bob"), '{"type":"unmute","room":"dev","name":"bob"}'),
+    (Mode(room="dev"), '{"type":"mode","room":"dev"}'),
+    (
+        Mode(
+            room="dev", invite_only=True, key="k", moderated=False, registered_only=True, slow_s=5
+        ),
+        '{"type":"mode","room":"dev","invite_only":true,"key":"k","moderated":false,'
+        '"registered_only":true,"slow_s":5}',
+    ),
+    (Invite(room="dev", name="bob"), '{"type":"invite","room":"dev","name":"bob"}'),
+    (Registered(account="alice"), '{"type":"registered","account":"alice"}'),
+    (
+        Mod(id=3, ts="t", room="dev", by="alice", action="kick", target="bob"),
+        '{"type":"mod","id":3,"ts":"t","room":"dev","by":"alice","action":"kick",'
+        '"target":"bob","reason":"","until":null}',
+    ),
+    (
+        Mod(
+            id=3,
+            ts="t",
+            room="dev",
+            by="alice",
+            action="mode",
+            target="dev",
+            reason="r",
+            until="u",
+            role="op",
+            invite_only=True,
+            key_set=True,
+            moderated=False,
+            registered_only=False,
+            slow_s=0,
+        ),
+        '{"type":"mod","id":3,"ts":"t","room":"dev","by":"alice","action":"mode",'
+        '"target":"dev","reason":"r","until":"u","role":"op","invite_only":true,'
+        '"key_set":true,"moderated":false,"registered_only":false,"slow_s":0}',
+    ),
+    (Bans(bans=()), '{"type":"bans","bans":[]}'),
+    (
+        Bans(room="dev", bans=(BanInfo(name="bob", by="alice", reason="r", until="u"),)),
+        '{"type":"bans","bans":[{"name":"bob","by":"alice","reason":"r","until":"u"}],'
+        '"room":"dev"}',
+    ),
 ]
 ALL_FRAMES = sorted(
     {*CLIENT_FRAMES.values(), *SERVER_FRAMES.values()}, key=lambda frame: frame.__name__
@@ -435,6 +526,10 @@ def _values(frame_class: type, name: str, hint: Any) -> st.SearchStrategy[Any]:
         (DmRequest, "nonce"): st.none() | st.text(max_size=MAX_NONCE_CHARS),
         (HistoryRequest, "limit"): st.integers(min_value=1, max_value=2**63),
         (Dm, "room"): st.just(""),  # not on the wire
+        (Hello, "account_password"): st.none() | st.text(max_size=MAX_PASSWORD_FIELD_CHARS),
+        (Register, "password"): st.text(max_size=MAX_PASSWORD_FIELD_CHARS),
+        (PasswordChange, "password"): st.text(max_size=MAX_PASSWORD_FIELD_CHARS),
+        (PasswordChange, "old_password"): st.text(max_size=MAX_PASSWORD_FIELD_CHARS),
         (Error, "extra"): st.dictionaries(st.sampled_from(["request", "retry"]), texts),
     }
     if (frame_class, name) in special:
@@ -505,6 +600,10 @@ ALWAYS_SENT = {
     (Joined, "topic"),
     (Joined, "history"),
     (Error, "message"),
+    (Welcome, "account"),
+    (Welcome, "roles"),
+    (Mod, "reason"),
+    (Mod, "until"),
 }
 WIRE_NAMES = {"sender": "from"}
 
@@ -575,6 +674,10 @@ def _encodable(frame: Any) -> bool:
     return True
 
 
+# Fields where JSON null is a value: always sent (null when unset), or a key's removal.
+NULLABLE = {(Welcome, "account"), (Mod, "until"), (Mode, "key")}
+
+
 def _wrong_values(value: Any) -> list[Any]:
     """JSON values of another kind than ``value``: what a broken peer sends instead."""
     if isinstance(value, bool):
@@ -600,7 +703,10 @@ def test_wrongly_typed_fields_are_bad_requests_naming_the_field(frame: Any) -> N
     for key, value in wire.items():
         if key == "type" or key not in fields:
             continue
-        for wrong in _wrong_values(value):
+        # A null where null is a value: every field of this kind holds a string.
+        for wrong in _wrong_values("" if value is None else value):
+            if wrong is None and (type(frame), key) in NULLABLE:
+                continue
             with pytest.raises(ProtocolError) as caught:
                 _parser(type(frame))({**wire, key: wrong})
             assert caught.value.code is ErrorCode.BAD_REQUEST

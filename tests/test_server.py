@@ -29,7 +29,7 @@ async def _hello(raw: RawClient, name: str) -> dict[str, Any]:
 
 async def test_welcome_carries_every_contract_field(chat_server: RunningServer) -> None:
     """The welcome has protocol, name, server, room, members and history (even empty),
-    and the member's own join comes next."""
+    account (null without one) and roles, and the member's own join comes next."""
     raw = await chat_server.raw()
     welcome = await _hello(raw, "alice")
     assert welcome == {
@@ -40,6 +40,8 @@ async def test_welcome_carries_every_contract_field(chat_server: RunningServer) 
         "room": "lobby",
         "members": ["alice"],
         "history": [],
+        "account": None,
+        "roles": [],
     }
     join = await raw.recv()
     assert join is not None

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import TYPE_CHECKING, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from chatroom.delivery import WireFormat
 from chatroom.limits import SendQBound
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 __all__ = ["CLOSE_DRAIN_S", "SessionCarrier", "StreamOutbox"]
 
 log = logging.getLogger("chatroom.server")
+
+T = TypeVar("T")
 
 # How long a closed connection's buffered output may take to drain before the socket is
 # aborted: a peer that stopped reading would otherwise hold it open for ever, unseen by
@@ -256,6 +259,22 @@ class SessionCarrier:
 
     def pause_reading(self) -> None:
         self.transport.pause_reading()
+
+    def run_job(self, job: Callable[[], T], done: Callable[[T, float], None]) -> None:
+        future = self.loop.run_in_executor(self.server.jobs, job)
+
+        def finished(result: asyncio.Future[T]) -> None:
+            if result.cancelled():
+                return
+            failure = result.exception()
+            if failure is not None:
+                log.error("%s: a job failed: %r", self.session.peer, failure)
+                self.session.drop(LeaveReason.DISCONNECTED)
+            else:
+                done(result.result(), self.loop.time())
+            self._sync_timer()
+
+        future.add_done_callback(finished)
 
     def close(self, reason: LeaveReason) -> None:
         self._cancel_timer()

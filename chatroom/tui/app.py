@@ -37,7 +37,7 @@ from textual.widgets import ContentSwitcher, Footer, Input
 from chatroom import __version__, protocol
 from chatroom.client import ClientConnection, ConnectionClosed
 from chatroom.text import inert
-from chatroom.tui import changes, commands, notices
+from chatroom.tui import changes, commands, moderating, notices
 from chatroom.tui.connection import (
     JOIN_TIMEOUT_S,
     RECONNECT_INITIAL_S,
@@ -164,6 +164,8 @@ class ChatApp(App[int]):
         self.port = port
         self.chat_name = name
         self.password = password
+        # The account's password, once asked for: kept in memory for reconnects only.
+        self.account_password: str | None = None
         self.ssl_context = ssl_context
         self.bell_on = bell
         self.conn: ClientConnection | None = None
@@ -372,6 +374,27 @@ class ChatApp(App[int]):
             return
         await self._pump()
 
+    async def _moderate(self, conv: Conversation, command: moderating.Moderation) -> None:
+        """An account or moderation command: its request, for the room it is typed in."""
+        needs_room = not isinstance(command, moderating.Account) and not (
+            isinstance(command, moderating.Sanction) and command.server
+        )
+        if needs_room and conv.private:
+            self._notice(Text("type that in the room it is about"))
+            return
+        frame = moderating.request_for(command, conv.name)
+        if frame is not None:
+            await self._ask(frame)
+
+    async def _login(self, password: str) -> None:
+        """Log in to the account of our name: join again with its password."""
+        self.account_password = password
+        self._notice(Text("logging in: joining again with the account's password"))
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            await conn.close()
+        self.connector.retry_now.set()
+
     def _cancel_resend(self) -> None:
         if self._resend_timer is not None:
             self._resend_timer.stop()
@@ -398,7 +421,7 @@ class ChatApp(App[int]):
     @on(Input.Submitted, "#input")
     async def _submitted(self, event: Input.Submitted) -> None:
         line = event.value  # the input has already started the next line
-        if "\n" not in line:
+        if "\n" not in line and not commands.is_secret(line):
             self.input_line.remember(line)
         await self.run_line(line)
 
@@ -467,6 +490,12 @@ class ChatApp(App[int]):
                 self._notice(notices.unknown_command(name))
                 return
             case commands.Empty():
+                return
+            case moderating.Account(what="login", secret=secret):
+                await self._login(secret)
+                return
+            case moderating.Account() | moderating.Sanction() | moderating.Modes() as asked:
+                await self._moderate(conv, asked)
                 return
         self.pane.jump_to_end()
         await self._pump()
@@ -745,6 +774,10 @@ class ChatApp(App[int]):
                 )
             case changes.MembersListed(where=where, room=room, members=members):
                 self._notice_in(where, notices.members_listing(room, members))
+            case changes.AccountRegistered(account=account):
+                self._notice(Text.assemble("account ", bold(account), ": its password is set"))
+            case changes.BansListed(where=where, bans=bans):
+                self._notice_in(where, notices.bans_listing(bans))
             case changes.RoomsListed(rooms=rooms):
                 self._notice(notices.rooms_listing(rooms, self.model.in_room))
 
@@ -790,6 +823,7 @@ class ChatApp(App[int]):
             self.member_list.show(
                 conv.members,
                 me,
+                prefix=lambda name: moderating.role_prefix(name, conv.ops, conv.voices),
                 online=online and conv.joined,
                 note=f"as of {conv.members_at}, /who" if snapshot else "",
             )

@@ -12,7 +12,9 @@ from chatroom import protocol
 from chatroom.tui.conversation import Conversation, Outgoing, Request
 
 __all__ = [
+    "AccountRegistered",
     "Added",
+    "BansListed",
     "Change",
     "Closed",
     "CurrentUpdated",
@@ -208,6 +210,21 @@ class ServerNotice:
 
 
 @dataclass(frozen=True)
+class AccountRegistered:
+    """Our account is registered, or its password changed."""
+
+    account: str
+
+
+@dataclass(frozen=True)
+class BansListed:
+    """The answer to /bans, to show in ``where``."""
+
+    where: Conversation
+    bans: protocol.Bans
+
+
+@dataclass(frozen=True)
 class MembersListed:
     """The answer to /who: ``members`` of ``room``, to list in ``where``."""
 
@@ -247,6 +264,8 @@ Change = (
     | RequestFailed
     | RejoinFailed
     | ServerNotice
+    | AccountRegistered
+    | BansListed
     | MembersListed
     | RoomsListed
 )

@@ -9,9 +9,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from chatroom.tui.moderating import (
+    MODERATION_COMMANDS,
+    MODERATION_WORDS,
+    SECRET_COMMANDS,
+    Moderation,
+    is_secret,
+    parse_moderation,
+)
+
 __all__ = [
     "COMMANDS",
     "COMMAND_WORDS",
+    "SECRET_COMMANDS",
     "Action",
     "Bell",
     "Clear",
@@ -31,6 +41,7 @@ __all__ = [
     "Unknown",
     "Usage",
     "Who",
+    "is_secret",
     "parse_command",
 ]
 
@@ -150,7 +161,8 @@ class Empty:
 
 
 Command = (
-    SendText
+    Moderation
+    | SendText
     | Action
     | PrivateMessage
     | Query
@@ -172,6 +184,7 @@ Command = (
 
 # For /help: how each command is typed, and what it does.
 COMMANDS: dict[str, str] = {
+    **MODERATION_COMMANDS,
     "/help": "show this help",
     "/join ROOM": "join a room (made if new) and switch to it; a leading # is fine",
     "/part [ROOM]": "leave this room (or ROOM); in a private conversation, close it",
@@ -216,6 +229,9 @@ _USAGE = {
     "bell": "/bell on|off",
 }
 _BELL_WORDS = {"on": True, "off": False}
+_USAGE.update({usage.split()[0][1:]: usage for usage in MODERATION_COMMANDS})
+for _role in ("deop", "devoice"):
+    _USAGE[_role] = f"/{_role} NAME"
 
 
 _COMMAND_WORD = re.compile(r"/(\S+)\s*")
@@ -253,6 +269,8 @@ def parse_command(line: str) -> Command:
     word = name.casefold()
     if word in _NO_ARGUMENT:
         return _NO_ARGUMENT[word]
+    if word in MODERATION_WORDS:
+        return parse_moderation(word, rest) or Usage(_USAGE[word])
     if word not in _USAGE:
         return Unknown(name)
     if word == "msg":

@@ -86,6 +86,7 @@ class ConnectionHost(Protocol):
     where: str
     chat_name: str | None
     password: str | None
+    account_password: str | None
     reconnect_initial_s: float
 
     @property
@@ -168,6 +169,25 @@ class Connector:
             # Cancelled at exit, or any other way out: say goodbye if still open.
             await conn.close()
 
+    async def _account_password(self, wrong: bool) -> _Outcome:
+        """The name is registered: ask for its account's password (or another name)."""
+        password = await self.app.prompt(
+            PromptScreen(
+                "Account password",
+                "wrong password; try again" if wrong else "this name is registered",
+                password=True,
+            )
+        )
+        if password is None:
+            self.app.account_password = None
+            return _Outcome(
+                "the name is registered; Ctrl+R to log in, or choose another name",
+                wait_for_user=True,
+                show=False,
+            )
+        self.app.account_password = password
+        return _Outcome("logging in", retry_at_once=True, show=False)
+
     async def _join(self, conn: ClientConnection) -> protocol.Welcome | _Outcome:
         """Send hello until the server welcomes us, asking for a new name or a password."""
         prompted = False
@@ -185,6 +205,7 @@ class Connector:
                         self.app.password,
                         resume_after=resume_after,
                         lazy_members=True,
+                        account_password=self.app.account_password,
                     )
             except TimeoutError:
                 return _Outcome(f"no welcome from {self.app.where} in {JOIN_TIMEOUT_S:g} s")
@@ -196,6 +217,10 @@ class Connector:
                 if exc.code == ErrorCode.HANDSHAKE_TIMEOUT and prompted:
                     return _Outcome("joining again", retry_at_once=True, show=False)
                 self.app.post_message(JoinRefused(exc.code, exc.message or exc.code))
+                if exc.code == ErrorCode.NAME_REGISTERED or (
+                    exc.code == ErrorCode.AUTH_FAILED and self.app.account_password is not None
+                ):
+                    return await self._account_password(exc.code == ErrorCode.AUTH_FAILED)
                 if exc.code == ErrorCode.AUTH_FAILED:
                     password = await self.app.prompt(
                         PromptScreen(

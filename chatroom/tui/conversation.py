@@ -80,6 +80,9 @@ class Conversation:
     page_before: int | None = None
     #: The server said there is nothing older.
     history_done: bool = False
+    #: The room's ops and voiced members, as welcome, joined, members and mod events say.
+    ops: set[str] = field(default_factory=set)
+    voices: set[str] = field(default_factory=set)
 
     @property
     def label(self) -> str:
@@ -156,4 +159,22 @@ def answers(frame: protocol.ServerFrame, request: protocol.ClientFrame, me: str 
             return room == got
         case protocol.NickRequest(), protocol.Nick(old=old):
             return old == me
+        case protocol.Register() | protocol.PasswordChange(), protocol.Registered():
+            return True
+        case protocol.BansRequest(), protocol.Bans():
+            return True
+        case _, protocol.Mod(by=by, action=action) if by == me:
+            return _MOD_ACTIONS.get(type(request)) == action
     return False
+
+
+_MOD_ACTIONS: dict[type, str] = {
+    protocol.Kick: "kick",
+    protocol.Ban: "ban",
+    protocol.Unban: "unban",
+    protocol.Mute: "mute",
+    protocol.Unmute: "unmute",
+    protocol.Mode: "mode",
+    protocol.Invite: "invite",
+    protocol.RoleRequest: "role",
+}

@@ -15,6 +15,7 @@ from rich.text import Text
 from chatroom import protocol
 from chatroom.text import inert, name_colour
 from chatroom.tui.conversation import mention_pattern
+from chatroom.tui.moderating import kicked_text, mod_text
 from chatroom.tui.widgets import PaneEntry
 
 __all__ = [
@@ -81,6 +82,10 @@ def event_entry(event: protocol.Event, me: str | None, *, history: bool = False)
                 Text.assemble(("→ ", "green"), (inert(name), name_colour(name)), " joined"),
             )
             entry.body.stylize("dim")
+        case protocol.Leave(name=name, reason=reason, by=str(by), text=text):
+            entry = PaneEntry(Text.assemble(clock, " "), kicked_text(name, reason, by, text))
+        case protocol.Mod():
+            entry = PaneEntry(Text.assemble(clock, " "), mod_text(event))
         case protocol.Leave(name=name, reason=reason):
             why = "the server is shutting down" if reason == "shutdown" else inert(reason)
             entry = PaneEntry(

@@ -16,7 +16,9 @@ from collections.abc import Callable
 from chatroom import protocol
 from chatroom.framing import ErrorCode
 from chatroom.tui.changes import (
+    AccountRegistered,
     Added,
+    BansListed,
     Change,
     Closed,
     CurrentUpdated,
@@ -111,6 +113,9 @@ class ChatModel:
         self.welcomes = 0
         #: Rooms from the last /rooms answer, for completion and the command palette.
         self.known_rooms: dict[str, protocol.RoomInfo] = {}
+        #: The account we are logged in to (None: a guest) and its staff roles.
+        self.account: str | None = None
+        self.roles: tuple[str, ...] = ()
 
     def take_changes(self) -> list[Change]:
         """What changed since the last call, oldest first (the list is then empty)."""
@@ -225,6 +230,8 @@ class ChatModel:
             self._rekey(lobby, room_key(welcome.room))
         lobby.name = welcome.room
         lobby.members = list(welcome.members)
+        lobby.ops, lobby.voices = set(welcome.ops), set(welcome.voices)
+        self.account, self.roles = welcome.account, welcome.roles
         lobby.lazy_above = welcome.lazy_members_above
         lobby.members_at = self._clock()
         lobby.joined = True
@@ -283,8 +290,14 @@ class ChatModel:
                 | protocol.Topic()
                 | protocol.Nick()
                 | protocol.Dm()
+                | protocol.Mod()
             ):
                 settled = self._live_event(frame) or settled
+            case protocol.Registered(account=account):
+                self.account = account
+                self._changes.append(AccountRegistered(account))
+            case protocol.Bans():
+                self._changes.append(BansListed(self.current, frame))
             case protocol.Joined():
                 self._joined(frame, switch=answered is not None and not answered.automatic)
             case protocol.History():
@@ -293,6 +306,7 @@ class ChatModel:
                 conv = self.convs.get(room_key(frame.room))
                 if conv is not None and not conv.private:
                     conv.members = list(members)
+                    conv.ops, conv.voices = set(frame.ops), set(frame.voices)
                     conv.members_at = self._clock()
                     self._changes.append(MembersChanged(conv))
                 # Unasked: a big room became small, and these are its members now.
@@ -362,6 +376,19 @@ class ChatModel:
                 self.close(conv)
                 self._changes.append(Left(conv))
                 return True
+            case protocol.Leave(name=name, reason=protocol.LeaveReason.KICKED) if name == me:
+                # Put out (kicked or banned): the entry stays, dimmed, with the reason;
+                # a reconnect does not rejoin it.
+                conv.joined = conv.ready = False
+                self._changes += [MembersChanged(conv), RoomsChanged()]
+            case protocol.Mod(action="role", target=target, role=role):
+                conv.ops.discard(target)
+                conv.voices.discard(target)
+                if role == "op":
+                    conv.ops.add(target)
+                elif role == "voice":
+                    conv.voices.add(target)
+                self._changes.append(MembersChanged(conv))
             case protocol.Leave(name=name) if conv.ready:
                 if name in conv.members:
                     conv.members.remove(name)
@@ -369,6 +396,10 @@ class ChatModel:
             case protocol.Nick(old=old, new=new):
                 if conv.ready:
                     conv.members = [new if m == old else m for m in conv.members]
+                for roles in (conv.ops, conv.voices):
+                    if old in roles:
+                        roles.discard(old)
+                        roles.add(new)
                 self._renamed(event)
                 self._changes.append(MembersChanged(conv))
             case protocol.Topic(text=text):
@@ -413,6 +444,7 @@ class ChatModel:
         conv = self.convs.get(room_key(joined.room)) or self._add(joined.room, private=False)
         conv.name = joined.room
         conv.members = list(joined.members)
+        conv.ops, conv.voices = set(joined.ops), set(joined.voices)
         conv.lazy_above = joined.lazy_members_above
         conv.members_at = self._clock()
         conv.topic = joined.topic

@@ -74,6 +74,19 @@ def members_listing(room: str, members: Sequence[str]) -> Text:
     return listing
 
 
+def bans_listing(bans: protocol.Bans) -> Text:
+    """The answer to /bans: each ban's name, who set it, until when, and why."""
+    where = f"#{inert(bans.room)}" if bans.room is not None else "the server"
+    listing = Text.assemble((f"{len(bans.bans)} banned from {where}", "bold"))
+    for ban in bans.bans:
+        listing.append("\n  ")
+        listing.append(inert(ban.name), style=f"bold {name_colour(ban.name)}")
+        listing.append(f" by {inert(ban.by)}, until {inert(ban.until or 'lifted')}", style="dim")
+        if ban.reason:
+            listing.append(f": {inert(ban.reason)}", style="italic")
+    return listing
+
+
 def rooms_listing(rooms: Sequence[protocol.RoomInfo], in_room: Callable[[str], bool]) -> Text:
     """The answer to /rooms: each room's members and topic, ticked where we are in it."""
     count = len(rooms)

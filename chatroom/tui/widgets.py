@@ -356,17 +356,19 @@ class MemberList(VerticalScroll):
         names: Iterable[str],
         me: str | None,
         *,
+        prefix: Callable[[str], str] = lambda name: "",
         online: bool = True,
         title: str = "Members",
         note: str = "",
     ) -> None:
-        """Show ``names`` sorted, under ``note`` (dim) if any; dimmed and titled as stale
-        when not ``online``."""
+        """Show ``names`` sorted, under ``note`` (dim) if any, each after its role's
+        ``prefix`` (``@`` op, ``+`` voice); dimmed and titled as stale when not ``online``."""
         self.names = tuple(sorted(set(names), key=str.casefold))
         lines = Text(note, style="dim italic")
         for index, name in enumerate(self.names):
             if index or note:
                 lines.append("\n")
+            lines.append(prefix(name), style="bold")
             lines.append(inert(name), style=f"bold {name_colour(name)}" if online else "dim")
             if me is not None and name.casefold() == me.casefold():
                 lines.append(" (you)", style="dim")

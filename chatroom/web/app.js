@@ -4,6 +4,7 @@
 import { ChatClient } from "./lib/client.js";
 import { COMMANDS, KEYS } from "./lib/commands.js";
 import { el } from "./lib/entries.js";
+import { isSecret } from "./lib/moderation.js";
 import * as wire from "./lib/protocol.js";
 import { inert } from "./lib/text.js";
 import { View } from "./lib/view.js";
@@ -84,6 +85,12 @@ function render(changes) {
 function refused({ code, message }) {
   if (code === "name_taken" || code === "invalid_name") {
     view.showJoin({ error: message });
+  } else if (code === "name_registered") {
+    view.showJoin({ error: message, needAccount: true });
+  } else if (code === "auth_failed" && client.accountPassword) {
+    // The account's password was wrong (the server's, if any, was right to get this far).
+    client.accountPassword = "";
+    view.showJoin({ error: message, needAccount: true });
   } else if (code === "auth_failed") {
     view.showJoin({ error: message, needPassword: true });
   } else if (view.chat.hidden) {
@@ -114,8 +121,9 @@ view.joinForm.addEventListener("submit", (event) => {
     return;
   }
   view.joinAlert.hidden = true;
-  client.join(name, view.joinPassword.value);
+  client.join(name, view.joinPassword.value, view.joinAccountPassword.value);
   view.joinPassword.value = "";
+  view.joinAccountPassword.value = "";
 });
 
 // ------------------------------------------------------------------ composer
@@ -125,7 +133,7 @@ const composer = view.composer;
 function send() {
   const line = composer.value;
   if (!line.trim()) return;
-  lastSent = line;
+  if (!isSecret(line)) lastSent = line; // a password is never brought back by Up
   composer.value = "";
   resizeComposer();
   const outcome = client.runLine(line);

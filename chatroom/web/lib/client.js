@@ -3,6 +3,7 @@
 // to whoever renders them (the view, or a test).
 
 import { parseCommand } from "./commands.js";
+import { requestFor } from "./moderation.js";
 import { Connection } from "./connection.js";
 import { label, outgoingFrame } from "./conversation.js";
 import * as wire from "./protocol.js";
@@ -26,6 +27,8 @@ export class ChatClient {
     this.clock = clock;
     this.name = "";
     this.password = "";
+    // The account's password, once given: kept in memory for reconnects, never stored.
+    this.accountPassword = "";
     this.requestTimer = null;
     this.resendTimer = null;
     this.connection = new Connection({
@@ -36,6 +39,7 @@ export class ChatClient {
         wire.hello({
           name: this.name,
           password: this.password,
+          accountPassword: this.accountPassword,
           resumeAfter: this.store.resumeAfter(),
         }),
       handlers: {
@@ -68,10 +72,12 @@ export class ChatClient {
     });
   }
 
-  /** Join as `name` (first time, or again after a refusal). */
-  join(name, password = "") {
+  /** Join as `name` (first time, or again after a refusal), with the server's password
+   * and the account's when given. */
+  join(name, password = "", accountPassword = "") {
     this.name = name;
     if (password) this.password = password;
+    if (accountPassword) this.accountPassword = accountPassword;
     if (this.connection.socket !== null && !this.connection.welcomed) {
       this.connection.sendHello();
     } else {
@@ -270,6 +276,26 @@ export class ChatClient {
       case "quit":
         this.connection.stop("you left");
         return "quit";
+      case "account":
+      case "moderate": {
+        const needsRoom = command.kind === "moderate" && !command.server;
+        if (needsRoom && conv.private) {
+          emit(this._error("Type that in the room it is about."));
+          return null;
+        }
+        const frame = requestFor(command, conv.name);
+        if (frame !== null) {
+          this.ask(frame);
+          return null;
+        }
+        // /login: join again with the account's password.
+        this.accountPassword = command.secret;
+        store.notice(conv, "Logging in: joining again with the account's password.");
+        emit();
+        this.connection.stop("logging in");
+        this.connection.start();
+        return null;
+      }
       default:
         return null;
     }

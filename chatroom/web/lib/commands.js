@@ -2,6 +2,8 @@
 // Pure, as chatroom/tui/commands.py, whose rules it follows: the app only maps the
 // result to a request or an action.
 
+import { MODERATION_COMMANDS, MODERATION_WORDS, parseModeration } from "./moderation.js";
+
 /** For the help view: how each command is typed, and what it does. */
 export const COMMANDS = [
   ["/help", "show this help"],
@@ -17,6 +19,7 @@ export const COMMANDS = [
   ["/notify", "ask to show desktop notifications for mentions and private messages"],
   ["/clear", "clear this conversation's messages on this page"],
   ["/quit", "leave the chat (also /exit); Reconnect comes back"],
+  ...MODERATION_COMMANDS,
   ["//text", "send text that starts with a slash"],
 ];
 
@@ -82,7 +85,8 @@ function roomWord(rest) {
 }
 
 /**
- * Classify one line of input: `{kind, ...}`. Kinds: send {text}, action {text},
+ * Classify one line of input: `{kind, ...}`. Kinds: account {what, secret, old} and
+ * moderate {what, ...} (see moderation.js), send {text}, action {text},
  * msg {to, text}, query {name, text}, nick {name}, setTopic {text}, showTopic, join {room},
  * part {room|null}, rooms, who, help, clear, quit, notify, unknown {name}, usage {hint},
  * empty. The command word is case-insensitive; "//" escapes the slash; a blank line is
@@ -100,6 +104,10 @@ export function parseCommand(line) {
   const rest = line.slice(match[0].length);
   const word = name.toLowerCase();
   if (Object.hasOwn(NO_ARGUMENT, word)) return { ...NO_ARGUMENT[word] };
+  if (MODERATION_WORDS.has(word)) {
+    const hint = MODERATION_COMMANDS.find(([usage]) => usage.split(" ")[0] === `/${word}`);
+    return parseModeration(word, rest) ?? { kind: "usage", hint: hint ? hint[0] : `/${word} NAME` };
+  }
   if (!Object.hasOwn(USAGE, word)) return { kind: "unknown", name };
   const usage = { kind: "usage", hint: USAGE[word] };
   switch (word) {

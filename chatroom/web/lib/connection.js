@@ -21,7 +21,14 @@ export const DEAD_AFTER_S = 20;
 const WATCH_EVERY_S = 5;
 
 // Refusals that the user has to answer (another name, a password) before trying again.
-const NEEDS_USER = new Set(["name_taken", "invalid_name", "auth_failed", "unsupported_protocol"]);
+const NEEDS_USER = new Set([
+  "name_taken",
+  "invalid_name",
+  "auth_failed",
+  "unsupported_protocol",
+  "name_registered",
+  "banned",
+]);
 
 /** Seconds before attempt `failures + 1`: doubling from `initial`, capped, with jitter. */
 export function backoffDelay(failures, { initial = RECONNECT_INITIAL_S, max = RECONNECT_MAX_S, rand = Math.random } = {}) {

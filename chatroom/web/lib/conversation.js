@@ -1,6 +1,7 @@
 // Rooms and private conversations: what the page keeps for each, and what waits to go.
 // Plain data and pure functions (the terminal client's chatroom/tui/conversation.py).
 
+import { answersModeration } from "./moderation.js";
 import { DEFAULT_ROOM } from "./protocol.js";
 import { fold } from "./text.js";
 
@@ -23,6 +24,9 @@ export function newConversation(name, isPrivate) {
     name,
     private: isPrivate,
     members: [],
+    // The room's ops and voiced members, as welcome, joined, members and mod events say.
+    ops: new Set(),
+    voices: new Set(),
     /** Above this many members the server sends no joins and leaves (lazy members). */
     lazyAbove: null,
     membersAt: null,
@@ -114,6 +118,6 @@ export function answers(frame, request, me) {
     case "nick":
       return frame.type === "nick" && frame.old === me;
     default:
-      return false;
+      return answersModeration(frame, request, me);
   }
 }

@@ -4,6 +4,7 @@
 // character shows as an escape instead of acting.
 
 import { label } from "./conversation.js";
+import { modWords } from "./moderation.js";
 import { inert, mentions, nameColour, splitMentions } from "./text.js";
 
 const LEAVE_WORDS = {
@@ -96,6 +97,10 @@ function eventParts(event, me, conv) {
       return words("→ ", nameNode(event.name), " joined ", bdi(label(conv)));
     case "leave": {
       const reason = String(event.reason ?? "disconnected");
+      if (typeof event.by === "string") {
+        const why = event.text ? [": ", body(String(event.text), null)] : [];
+        return words("← ", nameNode(event.name), ` was ${inert(reason)} by `, nameNode(event.by), ...why);
+      }
       const said = LEAVE_WORDS[reason] ?? `left (${inert(reason)})`;
       return words("← ", nameNode(event.name), ` ${said}`);
     }
@@ -105,6 +110,8 @@ function eventParts(event, me, conv) {
         : words(nameNode(event.from), " cleared the topic");
     case "nick":
       return words(nameNode(event.old), " is now known as ", nameNode(event.new));
+    case "mod":
+      return words("⚑ ", bdi(modWords(event), "mod"));
     default:
       return words(inert(event.type));
   }

@@ -52,13 +52,14 @@ function frame(type, fields) {
   return out;
 }
 
-export function hello({ name, password, resumeAfter, lazyMembers = true }) {
+export function hello({ name, password, resumeAfter, lazyMembers = true, accountPassword }) {
   return frame("hello", {
     protocol: PROTOCOL_VERSION,
     name,
     password: password || null,
     resume_after: resumeAfter,
     lazy_members: lazyMembers,
+    account_password: accountPassword || null,
   });
 }
 
@@ -70,8 +71,8 @@ export function dm({ to, text, nonce, action = false }) {
   return frame("dm", { to, text, nonce, action });
 }
 
-export function join(room, resumeAfter = null) {
-  return frame("join", { room, resume_after: resumeAfter });
+export function join(room, resumeAfter = null, key = null) {
+  return frame("join", { room, resume_after: resumeAfter, key: key || null });
 }
 
 export function part(room) {
@@ -117,4 +118,4 @@ export function socketUrl(location) {
 }
 
 /** Event frames: they carry an id and belong to a room (or, for dm, to two people). */
-export const EVENT_TYPES = new Set(["message", "join", "leave", "topic", "nick", "dm"]);
+export const EVENT_TYPES = new Set(["message", "join", "leave", "topic", "nick", "dm", "mod"]);

@@ -7,6 +7,7 @@
 import { answers, eventKey, historyRoom, label, privateKey, roomKey } from "./conversation.js";
 import { Conversations } from "./conversations.js";
 import { DEFAULT_ROOM, EVENT_TYPES, HISTORY_PAGE_EVENTS } from "./protocol.js";
+import { bansLine } from "./moderation.js";
 import { mentions } from "./text.js";
 
 // Request errors that mean the message in flight went nowhere and never will.
@@ -49,6 +50,9 @@ export class Store extends Conversations {
     this.welcomes = 0;
     /** Rooms from the last `rooms` answer: [{name, members, topic}]. */
     this.knownRooms = [];
+    /** The account we are logged in to (null: a guest) and its staff roles. */
+    this.account = null;
+    this.roles = [];
   }
 
   // ---------------------------------------------------------------- the connection
@@ -62,6 +66,9 @@ export class Store extends Conversations {
     if (roomKey(room) !== lobby.key) this._rekey(lobby, roomKey(room));
     lobby.name = room;
     lobby.members = [...(welcome.members ?? [])];
+    setRoles(lobby, welcome);
+    this.account = welcome.account ?? null;
+    this.roles = Array.isArray(welcome.roles) ? welcome.roles : [];
     lobby.lazyAbove = welcome.lazy_members_above ?? null;
     lobby.membersAt = this.clock();
     lobby.joined = true;
@@ -121,6 +128,11 @@ export class Store extends Conversations {
     } else if (frame.type === "rooms") {
       this.knownRooms = Array.isArray(frame.rooms) ? frame.rooms : [];
       if (answered !== null) this.notice(this.current, roomsLine(this.knownRooms));
+    } else if (frame.type === "registered") {
+      this.account = String(frame.account ?? "");
+      this.notice(this.current, `Account ${this.account}: its password is set.`);
+    } else if (frame.type === "bans") {
+      this.notice(this.current, bansLine(frame));
     } else if (frame.type === "error") {
       this._serverError(String(frame.code ?? ""), String(frame.message ?? ""));
     }
@@ -165,6 +177,18 @@ export class Store extends Conversations {
         this._change("left", { conv });
         return;
       }
+    } else if (event.type === "leave" && event.name === me && event.reason === "kicked") {
+      // Put out (kicked or banned): the entry stays with the reason; no rejoin.
+      conv.joined = false;
+      conv.ready = false;
+      this._change("members", { conv });
+      this._change("rooms");
+    } else if (event.type === "mod" && event.action === "role") {
+      conv.ops.delete(event.target);
+      conv.voices.delete(event.target);
+      if (event.role === "op") conv.ops.add(event.target);
+      else if (event.role === "voice") conv.voices.add(event.target);
+      this._change("members", { conv });
     } else if (event.type === "join" && conv.ready) {
       // Only live ones: a replay's comings and goings are older than the member list the
       // welcome or joined brought.
@@ -175,6 +199,9 @@ export class Store extends Conversations {
       this._change("members", { conv });
     } else if (event.type === "nick") {
       if (conv.ready) conv.members = conv.members.map((m) => (m === event.old ? event.new : m));
+      for (const roles of [conv.ops, conv.voices]) {
+        if (roles.delete(event.old)) roles.add(event.new);
+      }
       this._renamed(event);
       this._change("members", { conv });
     } else if (event.type === "topic") {
@@ -226,6 +253,7 @@ export class Store extends Conversations {
     const conv = this.convs.get(roomKey(joined.room)) ?? this._add(joined.room, false);
     conv.name = joined.room;
     conv.members = [...(joined.members ?? [])];
+    setRoles(conv, joined);
     conv.lazyAbove = joined.lazy_members_above ?? null;
     conv.membersAt = this.clock();
     conv.topic = String(joined.topic ?? "");
@@ -283,6 +311,7 @@ export class Store extends Conversations {
     const members = Array.isArray(frame.members) ? frame.members : [];
     if (conv && !conv.private) {
       conv.members = [...members];
+      setRoles(conv, frame);
       conv.membersAt = this.clock();
       this._change("members", { conv });
     }
@@ -454,6 +483,12 @@ export class Store extends Conversations {
     this._change("pending");
     return head;
   }
+}
+
+/** A welcome's, joined's or members' ops and voices (absent: nobody has a role). */
+function setRoles(conv, frame) {
+  conv.ops = new Set(Array.isArray(frame.ops) ? frame.ops : []);
+  conv.voices = new Set(Array.isArray(frame.voices) ? frame.voices : []);
 }
 
 function resumeField(lastId) {

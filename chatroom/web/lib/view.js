@@ -4,6 +4,7 @@
 
 import { label } from "./conversation.js";
 import { bdi, daySeparator, el, entryNode, localDay, marker, nameNode, pendingNode } from "./entries.js";
+import { roleOf } from "./moderation.js";
 import { inert } from "./text.js";
 
 // How close to the bottom still counts as "at the bottom" (a line and a bit).
@@ -33,6 +34,8 @@ export class View {
     this.joinName = $("join-name");
     this.passwordRow = $("password-row");
     this.joinPassword = $("join-password");
+    this.accountRow = $("account-row");
+    this.joinAccountPassword = $("join-account-password");
     this.chat = $("chat");
     this.status = $("status");
     this.statusReason = $("status-reason");
@@ -61,14 +64,16 @@ export class View {
   // ---------------------------------------------------------------- screens
 
   /** The join form, with the server's refusal if there is one. */
-  showJoin({ name = "", error = "", needPassword = false } = {}) {
+  showJoin({ name = "", error = "", needPassword = false, needAccount = false } = {}) {
     this.joinScreen.hidden = false;
     this.chat.hidden = true;
     if (name && !this.joinName.value) this.joinName.value = name;
     this.joinAlert.textContent = inert(error);
     this.joinAlert.hidden = !error;
     if (needPassword) this.passwordRow.hidden = false;
-    const field = needPassword ? this.joinPassword : this.joinName;
+    if (needAccount) this.accountRow.hidden = false;
+    let field = needPassword ? this.joinPassword : this.joinName;
+    if (needAccount) field = this.joinAccountPassword;
     field.focus();
     if (field === this.joinName) this.joinName.select();
   }
@@ -168,6 +173,17 @@ export class View {
     this.memberList.replaceChildren(
       ...sorted.map((name) => {
         const item = el("li");
+        // The name stays the item's accessible name; the role is a description, and a
+        // mark (@ op, + voice) beside it for the eye, as IRC clients show it.
+        const role = conv.private ? "" : roleOf(name, conv);
+        if (role) {
+          const mark = el("span", `role role-${role}`, role === "op" ? "@" : "+");
+          mark.setAttribute("aria-hidden", "true");
+          mark.title = role;
+          item.append(mark);
+          item.setAttribute("aria-description", role);
+          item.dataset.role = role;
+        }
         item.append(nameNode(name));
         if (name === store.me) item.classList.add("me");
         return item;
