@@ -392,7 +392,7 @@ async def test_the_server_password_is_asked_for_when_one_is_set(
     await form.get_by_role("textbox", name="Name").fill("alice")
     await form.get_by_role("button", name="Join").click()
     await playwright_api.expect(page.get_by_role("alert")).to_be_visible()
-    password = form.get_by_label("Password")
+    password = form.get_by_label("Password", exact=True)
     await playwright_api.expect(password).to_be_visible()
     await password.fill("s3cret")
     await form.get_by_role("button", name="Join").click()
