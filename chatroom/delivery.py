@@ -293,23 +293,18 @@ def fan_out_in_order(
     for index, (event, payload, also) in enumerate(batch):
         room_members = rooms.get(event.room, {}) if event.room else {}
         lazy_skip = event.name if is_presence(event) and event.room in big_rooms else None
-        for member in room_members:
-            if member.rooms[event.room] <= event.id:
-                if member.lazy and lazy_skip is not None and lazy_skip != member.name:
-                    continue
-                wire = member.wire
-                if wire is None:
-                    outgoing.setdefault(member, []).append(payload)
-                else:
-                    data = encoded.for_member(index, member, wire, last)
-                    if data is not None:
-                        outgoing.setdefault(member, []).append(data)
-        for member in also:
-            if member not in room_members:
-                wire = member.wire
-                if wire is None:
-                    outgoing.setdefault(member, []).append(payload)
-                else:
-                    data = encoded.for_member(index, member, wire, last)
-                    if data is not None:
-                        outgoing.setdefault(member, []).append(data)
+        receivers = [
+            member
+            for member in room_members
+            if member.rooms[event.room] <= event.id
+            and not (member.lazy and lazy_skip is not None and lazy_skip != member.name)
+        ]
+        receivers.extend(member for member in also if member not in room_members)
+        for member in receivers:
+            wire = member.wire
+            if wire is None:
+                outgoing.setdefault(member, []).append(payload)
+            else:
+                data = encoded.for_member(index, member, wire, last)
+                if data is not None:
+                    outgoing.setdefault(member, []).append(data)
