@@ -1,9 +1,11 @@
 """The IRC client protocol on its own port: irssi, WeeChat, HexChat and bots join the rooms.
 
 Each IRC command becomes a session frame (``PRIVMSG #dev`` a ``say`` in ``dev``, ``JOIN``
-a ``join``, ``NICK`` a ``nick``...), so the session, its limits and the hub are the same
-as for every other transport; commands that only read (``WHOIS``, ``MODE``, ``ISON``) are
-answered here from the hub's state, and cost a token of the rate limit like any line.
+a ``join``, ``KICK`` a ``kick``, ``MODE #dev +o bob`` a ``role``...), so the session, its
+limits, its moderation and the hub are the same as for every other transport; commands
+that only read (``WHOIS``, a ``MODE`` query, ``ISON``) are answered here from the hub's
+state, and cost a token of the rate limit like any line. SASL's password check is the
+session's too (:meth:`~chatroom.session.Session.authenticate`), before the hello.
 Events reach IRC members through the hub in an :class:`~chatroom.irc.render.IrcWire`,
 one per set of capabilities, so each event is encoded once for all of them.
 
