@@ -152,6 +152,7 @@ class Session:
 
     # Slots: ten thousand idle members each hold one of these.
     __slots__ = (
+        "_account_verified",
         "_auth_pending",
         "_hub",
         "_limits",
@@ -187,6 +188,9 @@ class Session:
         self._auth_pending = False
         # A hello's account password is being checked on a worker thread.
         self._login_pending = False
+        # An account whose password this connection proved before its hello (IRC's
+        # SASL): a hello for its name needs no account_password.
+        self._account_verified: str | None = None
         self.last_received = now
         self.ping_sent_at: float | None = None
         self.bucket = TokenBucket(limits.flood_rate, limits.flood_burst, now)
@@ -408,6 +412,9 @@ class Session:
         account = authority.account_for(name)
         address = address_key(self.peer.rsplit(":", 1)[0])
         if hello.account_password is None:
+            if account is not None and account == self._account_verified:
+                self._admit_hello(hello, now, Identity(name, name_keys(name), account, address))
+                return
             if account is not None:
                 raise ProtocolError(
                     ErrorCode.NAME_REGISTERED,
@@ -433,6 +440,35 @@ class Session:
                 self.error(exc.code, exc.detail)
 
         authority.login(account, hello.account_password, address, now, self._link, checked)
+
+    def authenticate(
+        self, raw_name: str, password: str, now: float, done: Callable[[str | None, float], None]
+    ) -> None:
+        """Check an account's password before the hello (IRC logs in with SASL before it
+        registers), with the hello's throttle and dummy hash. ``done(account, at)``: the
+        account, or None no earlier than ``at``, the time a wrong hello is refused at."""
+        authority = self._hub.authority
+        if authority is None or self.member is not None or self._login_pending:
+            done(None, now)
+            return
+        try:
+            account = authority.account_for(check_name(raw_name))
+        except ProtocolError:
+            account = None  # an impossible name is checked like a name without an account
+        address = address_key(self.peer.rsplit(":", 1)[0])
+        self._login_pending = True
+
+        def checked(ok: bool, at: float) -> None:
+            self._login_pending = False
+            if self.closing:
+                return
+            if ok and account is not None:
+                self._account_verified = account
+                done(account, at)
+                return
+            done(None, max(at, now + authority.failure_delay(account, now)))
+
+        authority.login(account, password, address, now, self._link, checked)
 
     def _admit_hello(self, hello: Hello, now: float, who: Identity) -> None:
         authority = self._hub.authority

@@ -4,11 +4,13 @@ and browser members of the same rooms."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import shutil
 import ssl
 from collections import Counter
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from conftest import TIMEOUT_S, RunningServer, StartServer, expect
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chatroom.accounts import AccountStore, Argon2Cost
 from chatroom.client import ClientConnection
 from chatroom.irc.lines import IrcLine, LineDecoder, LineTooLong, format_line
 from chatroom.irc.names import (
@@ -32,12 +35,17 @@ from chatroom.names import check_name
 from chatroom.protocol import (
     Dm,
     DmRequest,
+    Error,
     Join,
     Joined,
     JoinRequest,
+    Kick,
+    Leave,
     Message,
+    Mod,
     Nick,
     NickRequest,
+    RoleRequest,
     Say,
 )
 
@@ -611,3 +619,248 @@ async def test_an_irc_member_an_ndjson_member_and_a_browser_talk_in_dev(
             await bob.close()
         finally:
             await browser.close()
+
+
+# ------------------------------------------------------------------ accounts and ranks
+
+# Tests hash with a cheap cost, as test_accounts_server does.
+CHEAP = Argon2Cost(memory_kib=64, time_cost=1, parallelism=1)
+DELAY_S = 0.2
+PASSWORD = "correct horse"
+
+
+@pytest.fixture
+async def ranked_server(start_server: StartServer, tmp_path: Path) -> RunningServer:
+    """A gateway on a server that keeps accounts; ``alice`` is registered."""
+    store = AccountStore(tmp_path / "data" / "accounts.sqlite3", cost=CHEAP)
+    store.remember(store.register("alice", PASSWORD))
+    return await start_server(
+        flood_rate=0,
+        accounts=store,
+        auth_failure_delay_s=DELAY_S,
+        irc_host="127.0.0.1",
+        irc_port=0,
+        irc_server_name="irc.test",
+    )
+
+
+def plain(*parts: str) -> str:
+    """A SASL PLAIN payload: the fields joined by NUL, base64."""
+    return base64.b64encode("\0".join(parts).encode()).decode()
+
+
+async def sasl_client(server: RunningServer, nick: str) -> tuple[Irc, list[IrcLine]]:
+    """A connection that asked for sasl and started PLAIN; the lines seen so far."""
+    client = await irc_connect(server)
+    await client.send("CAP LS 302", f"NICK {nick}", "USER u 0 * :x", "CAP REQ :sasl")
+    lines = await client.until("CAP", lambda line: line.params[1] == "ACK")
+    await client.send("AUTHENTICATE PLAIN")
+    lines += await client.until("AUTHENTICATE")
+    assert lines[-1].params == ("+",)
+    return client, lines
+
+
+async def test_a_rooms_creator_is_its_op_and_role_changes_arrive_as_mode(
+    ranked_server: RunningServer,
+) -> None:
+    """Whoever makes #dev is @ in its JOIN burst, NAMES, WHO and WHOIS (PREFIX=(ov)@+ in
+    ISUPPORT); MODE +v gives voice, seen by IRC members as MODE and by NDJSON members
+    as the role event; a member who is not an op gets 482."""
+    client = await irc_connect(ranked_server)
+    await client.send("NICK carol", "USER u 0 * :x")
+    welcome = await client.until("366")
+    isupport = " ".join(" ".join(p) for p in params(welcome, "005"))
+    assert "PREFIX=(ov)@+" in isupport
+    await client.send("JOIN #dev")
+    burst = await client.until("366")
+    assert params(burst, "353")[-1][-1] == "@carol"
+    bob = await ranked_server.client("bob")
+    await bob.send(JoinRequest(room="dev"))
+    await expect(bob, Joined)
+    dave = await irc_member(ranked_server, "dave", ["multi-prefix"])
+    await dave.send("JOIN #dev")
+    assert params(await dave.until("366"), "353")[-1][-1].split() == ["@carol", "bob", "dave"]
+
+    await client.send("MODE #dev +v bob")
+    change = await client.expect("MODE")
+    assert change.params == ("#dev", "-o+v", "bob", "bob")
+    assert change.source is not None and change.source.startswith("carol!")
+    assert (await dave.expect("MODE")).params == ("#dev", "-o+v", "bob", "bob")
+    role = await expect(bob, Mod)
+    assert (role.action, role.target, role.role, role.by) == ("role", "bob", "voice", "carol")
+
+    await client.send("NAMES #dev", "WHO #dev", "WHOIS carol")
+    lines = await client.sync()
+    assert params(lines, "353")[-1][-1].split() == ["@carol", "+bob", "dave"]
+    assert [(p[5], p[6]) for p in params(lines, "352")] == [
+        ("carol", "H@"),
+        ("bob", "H+"),
+        ("dave", "H"),
+    ]
+    assert params(lines, "319")[0][-1].split() == ["#lobby", "@#dev"]
+
+    await dave.send("MODE #dev +o dave", "KICK #dev bob", "MODE #dev +i")
+    refused = await dave.sync()
+    assert [p[1] for p in params(refused, "482")] == ["#dev", "#dev", "#dev"]
+    assert not params(refused, "MODE")
+    client.close()
+    dave.close()
+    await bob.close()
+
+
+async def test_kicks_both_ways_between_irc_and_ndjson_members(
+    ranked_server: RunningServer,
+) -> None:
+    """An IRC op's KICK puts an NDJSON member out (its leave says kicked, by whom and
+    why); an NDJSON op's kick of an IRC member reaches it as KICK with the reason, and
+    other IRC members see KICK (not PART or QUIT); the kicked one stays connected."""
+    alice = await irc_member(ranked_server, "ann")
+    carol = await irc_member(ranked_server, "carol")
+    bob = await ranked_server.client("bob")
+    await alice.send("JOIN #dev")
+    await alice.until("366")
+    await carol.send("JOIN #dev")
+    await carol.until("366")
+    await bob.send(JoinRequest(room="dev"))
+    await expect(bob, Joined)
+
+    await alice.send("KICK #dev bob :spam")
+    left = await expect(bob, Leave, where=lambda leave: leave.room == "dev")
+    assert (left.name, left.reason, left.by, left.text) == ("bob", "kicked", "ann", "spam")
+    kick = await carol.expect("KICK")
+    assert kick.params == ("#dev", "bob", "spam")
+    assert kick.source is not None and kick.source.startswith("ann!")
+    assert "bob" not in ranked_server.server.hub.members("dev")
+
+    await bob.send(JoinRequest(room="ops"))
+    await expect(bob, Joined)
+    await alice.send("JOIN #ops")
+    await alice.until("366")
+    await carol.send("JOIN #ops")
+    await carol.until("366")
+    await alice.send("KICK #ops bob :no")
+    assert ("ann", "#ops") in [p[:2] for p in params(await alice.sync(), "482")]
+    await bob.send(Kick(room="ops", name="ann", reason="bye now"))
+    mine = await alice.expect("KICK")
+    assert mine.params == ("#ops", "ann", "bye now")
+    assert mine.source is not None and mine.source.startswith("bob!")
+    seen = await carol.until("KICK")
+    assert seen[-1].params == ("#ops", "ann", "bye now")
+    assert not params(seen, "PART") and not params(seen, "QUIT")
+    assert not params(await alice.sync(), "ERROR")
+    assert "ann" not in ranked_server.server.hub.members("ops")
+    assert "ann" in ranked_server.server.hub.members("dev")
+    alice.close()
+    carol.close()
+    await bob.close()
+
+
+async def test_sasl_plain_logs_into_the_account_as_its_nick(ranked_server: RunningServer) -> None:
+    """CAP LS 302 offers sasl=PLAIN; AUTHENTICATE PLAIN with the right password gives
+    900 and 903 at once, and the member registers as the account (even under another
+    NICK), which WHOIS shows (330) and NDJSON members see as a member with an account."""
+    client = await irc_connect(ranked_server)
+    await client.send("CAP LS 302")
+    ls = await client.expect("CAP")
+    assert "sasl=PLAIN" in ls.params[-1].split()
+    await client.send("NICK ali", "USER u 0 * :x", "CAP REQ :sasl", "AUTHENTICATE PLAIN")
+    assert (await client.expect("AUTHENTICATE")).params == ("+",)
+    await client.send(f"AUTHENTICATE {plain('alice', 'alice', PASSWORD)}")
+    lines = await client.until("903")
+    logged_in = params(lines, "900")[0]
+    assert logged_in[2:] == ("alice", "You are now logged in as alice")
+    await client.send("AUTHENTICATE PLAIN", "CAP END")
+    rest = await client.until("001")
+    assert params(rest, "907")
+    assert rest[-1].params[0] == "alice"
+    await client.until("366")
+    await client.send("WHOIS alice")
+    assert (await client.expect("330")).params[1:3] == ("alice", "alice")
+    assert "alice" in ranked_server.server.hub.members("lobby")
+    client.close()
+
+
+async def test_a_wrong_sasl_password_gets_904_after_the_delay_and_a_retry_works(
+    ranked_server: RunningServer,
+) -> None:
+    """A wrong password (or an account that does not exist) is 904, no sooner than the
+    session's delay for a wrong hello; the connection stays, AUTHENTICATE * is 906, and
+    the right password then logs in."""
+    client, _ = await sasl_client(ranked_server, "alice")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await client.send(f"AUTHENTICATE {plain('', 'alice', 'wrong password')}")
+    failed = await client.until("904")
+    assert loop.time() - started >= DELAY_S
+    assert not params(failed, "900") and not params(failed, "903")
+    await client.send("AUTHENTICATE PLAIN", f"AUTHENTICATE {plain('', 'nobody', PASSWORD)}")
+    await client.expect("904")
+    await client.send("AUTHENTICATE PLAIN", "AUTHENTICATE *")
+    await client.expect("906")
+    await client.send("AUTHENTICATE PLAIN", f"AUTHENTICATE {plain('mallory', 'alice', PASSWORD)}")
+    await client.expect("904")  # acting for someone else is refused at once
+    await client.send("AUTHENTICATE PLAIN", f"AUTHENTICATE {plain('', 'alice', PASSWORD)}")
+    await client.expect("903")
+    await client.send("CAP END")
+    assert (await client.expect("001")).params[0] == "alice"
+    client.close()
+
+
+async def test_a_registered_nick_without_sasl_is_433_and_another_nick_registers(
+    ranked_server: RunningServer,
+) -> None:
+    """Registering as an account's name (or a look-alike) without SASL is 433, like a
+    nick in use; the next NICK registers, and NICK to the account's name is 433 too."""
+    client = await irc_connect(ranked_server)
+    await client.send("NICK Alice", "USER u 0 * :x")
+    refused = await client.expect("433")
+    assert refused.params[1] == "Alice" and "SASL" in refused.params[-1]
+    await client.send("NICK guest")
+    assert (await client.expect("001")).params[0] == "guest"
+    await client.until("366")
+    await client.send("NICK alice")
+    assert (await client.expect("433")).params[1] == "alice"
+    assert "guest" in ranked_server.server.hub.members("lobby")
+    client.close()
+
+
+async def test_join_keys_invites_and_modes_map_to_the_rooms_modes(
+    ranked_server: RunningServer,
+) -> None:
+    """MODE +ik sets the room's invite-only mode and key (members see MODE, the key
+    hidden); a JOIN without an invite is 473, INVITE lets one in; with -i a wrong key is
+    475 and the key (the second of JOIN's keys) lets one in; a role given by an NDJSON
+    op shows as MODE +o."""
+    op = await irc_member(ranked_server, "op")
+    await op.send("JOIN #club", "MODE #club +ik sesame")
+    assert (await op.expect("MODE")).params == ("#club", "+ik-mR", "*")
+    await op.send("MODE #club")
+    assert (await op.expect("324")).params[1:] == ("#club", "+nik", "sesame")
+    guest = await irc_member(ranked_server, "guest")
+    await guest.send("JOIN #club sesame")
+    assert (await guest.expect("473")).params[1] == "#club"
+    await op.send("INVITE guest #club")
+    invite = await guest.expect("INVITE")
+    assert invite.params == ("guest", "#club")
+    await guest.send("JOIN #club")
+    assert params(await guest.until("366"), "353")[-1][-1].split() == ["@op", "guest"]
+    await op.send("MODE #club -i")
+    assert (await op.expect("MODE")).params == ("#club", "+k-imR", "*")
+    third = await irc_member(ranked_server, "third")
+    await third.send("JOIN #club wrong")
+    assert (await third.expect("475")).params[1] == "#club"
+    await third.send("JOIN #dev,#club x,sesame")
+    assert params(await third.until("366", lambda line: line.params[1] == "#club"), "JOIN")
+    third.close()
+    bob = await ranked_server.client("bob")
+    await bob.send(JoinRequest(room="lab"))
+    await expect(bob, Joined)
+    await guest.send("JOIN #lab")
+    await guest.until("366")
+    await bob.send(RoleRequest(room="lab", name="guest", role="op"))
+    assert (await guest.expect("MODE")).params == ("#lab", "+o-v", "guest", "guest")
+    await bob.send(RoleRequest(room="lab", name="nobody", role="admin"))
+    assert (await expect(bob, Error)).code == "forbidden"
+    op.close()
+    guest.close()
+    await bob.close()

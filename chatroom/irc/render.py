@@ -26,6 +26,7 @@ from chatroom.protocol import (
     Leave,
     LeaveReason,
     Message,
+    Mod,
     Nick,
     ServerFrame,
     Topic,
@@ -83,6 +84,31 @@ class IrcCaps:
     echo_message: bool = False
     batch: bool = False
     userhost_in_names: bool = False
+    multi_prefix: bool = False
+
+
+# A member's room rank as IRC shows it, highest first: ops, then voiced members.
+OP_PREFIX = "@"
+VOICE_PREFIX = "+"
+
+
+def mode_change(role: str) -> tuple[str, int]:
+    """A room role given, as MODE letters and how many take the member as parameter.
+    A member holds one room role, so a new one replaces the other."""
+    if role == "op":
+        return "+o-v", 2
+    if role == "voice":
+        return "-o+v", 2
+    return "-ov", 2
+
+
+def room_modes(invite_only: bool, moderated: bool, registered_only: bool, key_set: bool) -> str:
+    """A room's modes as one MODE string: what holds after ``+``, what does not after
+    ``-`` (a mode event carries the modes as they are, not what changed)."""
+    flags = (("i", invite_only), ("m", moderated), ("R", registered_only), ("k", key_set))
+    on = "".join(letter for letter, held in flags if held)
+    off = "".join(letter for letter, held in flags if not held)
+    return (f"+{on}" if on else "") + (f"-{off}" if off else "")
 
 
 def source_of(name: str) -> str:
@@ -179,7 +205,7 @@ class IrcWire:
         if isinstance(event, Join):
             return event.name
         if isinstance(event, Leave):
-            return None if event.reason == LeaveReason.PART else event.name
+            return None if event.reason == LeaveReason.PART or _kicked(event) else event.name
         if self.caps.echo_message:
             return None
         if isinstance(event, Message):
@@ -193,7 +219,7 @@ class IrcWire:
         nick once: IRC says these once per person, not per channel."""
         if isinstance(event, Nick):
             return ("nick", event.old, event.new)
-        if isinstance(event, Leave) and event.reason != LeaveReason.PART:
+        if isinstance(event, Leave) and event.reason != LeaveReason.PART and not _kicked(event):
             return ("quit", event.name)
         return None
 
@@ -231,6 +257,20 @@ class IrcWire:
                         "JOIN", to_channel(room), source=source_of(name), tags=self._tags(event)
                     )
                 ]
+            case Leave(room=room, name=name, by=str(by), text=text) if _kicked(event):
+                return [
+                    format_line(
+                        "KICK",
+                        to_channel(room),
+                        to_nick(name),
+                        text or by,
+                        source=source_of(by),
+                        tags=self._tags(event),
+                        trailing=True,
+                    )
+                ]
+            case Mod():
+                return self._mod_lines(event)
             case Leave(room=room, name=name, reason=reason):
                 source = source_of(name)
                 if reason == LeaveReason.PART:
@@ -255,6 +295,43 @@ class IrcWire:
                 ]
         return []
 
+    def _mod_lines(self, event: Mod) -> list[bytes]:
+        """Role and mode changes as MODE, invites as INVITE, the rest as a notice from
+        the server; a kick shows as the KICK of its ``leave``, which follows."""
+        tags = self._tags(event)
+        source = source_of(event.by)
+        channel = to_channel(event.room) if event.room else "*"
+        match event.action:
+            case "role":
+                letters, count = mode_change(event.role or "none")
+                nick = to_nick(event.target)
+                return [
+                    format_line("MODE", channel, letters, *[nick] * count, source=source, tags=tags)
+                ]
+            case "mode":
+                modes = room_modes(
+                    bool(event.invite_only),
+                    bool(event.moderated),
+                    bool(event.registered_only),
+                    bool(event.key_set),
+                )
+                # The key itself is the ops' to hand out, never broadcast: ``*`` stands in.
+                params = [modes, "*"] if "k" in modes else [modes]
+                return [format_line("MODE", channel, *params, source=source, tags=tags)]
+            case "invite":
+                return [
+                    format_line("INVITE", to_nick(event.target), channel, source=source, tags=tags)
+                ]
+            case "kick":
+                return []
+        what = {"ban": "banned", "unban": "unbanned", "mute": "muted", "unmute": "unmuted"}
+        text = f"{event.by} {what.get(event.action, event.action)} {event.target}"
+        if event.until:
+            text += f" until {event.until}"
+        if event.reason:
+            text += f": {event.reason}"
+        return [format_line("NOTICE", channel, text, source=self.info.name, tags=tags)]
+
     def welcome_lines(self, welcome: Welcome) -> list[bytes]:
         info = self.info
         server = info.name
@@ -267,7 +344,7 @@ class IrcWire:
             numeric("001", f"Welcome to the {info.network} IRC gateway, {nick}"),
             numeric("002", f"Your host is {server}, running version {info.version}"),
             numeric("003", f"This server was created {info.created or 'at start'}"),
-            numeric("004", server, info.version, "i", "n"),
+            numeric("004", server, info.version, "i", "bikmnovR", "bkov"),
         ]
         tokens = list(info.isupport)
         for start in range(0, len(tokens), 12):
@@ -292,16 +369,28 @@ class IrcWire:
         topic = frame.topic if isinstance(frame, Joined) else ""
         if topic:
             lines.append(format_line("332", nick, channel, topic, source=server))
-        lines.extend(names_lines(server, nick, channel, self.names_shown(frame.members)))
+        shown = self.names_shown(frame.members, frame.ops, frame.voices)
+        lines.extend(names_lines(server, nick, channel, shown))
         if frame.history:
             lines.extend(self.playback_lines(channel, frame.history, f"j{frame.history[-1].id}"))
         return lines
 
-    def names_shown(self, members: Iterable[str]) -> list[str]:
-        """Members as NAMES lists them: nicks, or whole sources with userhost-in-names."""
-        if self.caps.userhost_in_names:
-            return [source_of(name) for name in members]
-        return [to_nick(name) for name in members]
+    def names_shown(
+        self, members: Iterable[str], ops: Sequence[str] = (), voices: Sequence[str] = ()
+    ) -> list[str]:
+        """Members as NAMES lists them: nicks, or whole sources with userhost-in-names,
+        after their prefixes (the highest only, both with multi-prefix)."""
+        show = source_of if self.caps.userhost_in_names else to_nick
+        if not ops and not voices:
+            return [show(name) for name in members]
+        return [self.prefix(name, ops, voices) + show(name) for name in members]
+
+    def prefix(self, name: str, ops: Sequence[str], voices: Sequence[str]) -> str:
+        """``name``'s prefix in a channel whose ops and voiced members are these."""
+        prefix = OP_PREFIX if name in ops else ""
+        if name in voices and (self.caps.multi_prefix or not prefix):
+            prefix += VOICE_PREFIX
+        return prefix
 
     def playback_lines(self, target: str, events: Iterable[Event], batch_id: str) -> list[bytes]:
         """Past messages: in a ``chathistory`` batch with their times as tags when the
@@ -332,6 +421,12 @@ class IrcWire:
         ]
 
 
+def _kicked(event: Leave) -> bool:
+    """Put out of the room by someone (a flooder is dropped by the server, with no
+    ``by``, and quits)."""
+    return event.reason == LeaveReason.KICKED and event.by is not None
+
+
 _REASONS = frozenset(reason.value for reason in LeaveReason)
 # At most this many targets in one PRIVMSG or NOTICE (TARGMAX).
 MAX_TARGETS = 4
@@ -346,7 +441,8 @@ def server_info(name: str) -> ServerInfo:
         isupport=(
             "CASEMAPPING=ascii",
             f"CHANLIMIT=#:{MAX_ROOMS_PER_MEMBER}",
-            "CHANMODES=,,,n",
+            # Bans are a list; the key takes a parameter; the rest are on or off.
+            "CHANMODES=b,k,,imnR",
             f"CHANNELLEN={MAX_NAME_CHARS + 1}",
             "CHANTYPES=#",
             # Messages carry no client-only tags: the chat's other clients have none.
@@ -355,7 +451,7 @@ def server_info(name: str) -> ServerInfo:
             f"MAXTARGETS={MAX_TARGETS}",
             "NETWORK=chatroom",
             f"NICKLEN={MAX_NAME_CHARS}",
-            "PREFIX=",
+            "PREFIX=(ov)@+",
             f"TARGMAX=JOIN:,PART:,NAMES:,PRIVMSG:{MAX_TARGETS},NOTICE:{MAX_TARGETS},WHOIS:1",
             f"TOPICLEN={MAX_TOPIC_CHARS}",
         ),

@@ -1,9 +1,11 @@
 """The IRC client protocol on its own port: irssi, WeeChat, HexChat and bots join the rooms.
 
 Each IRC command becomes a session frame (``PRIVMSG #dev`` a ``say`` in ``dev``, ``JOIN``
-a ``join``, ``NICK`` a ``nick``...), so the session, its limits and the hub are the same
-as for every other transport; commands that only read (``WHOIS``, ``MODE``, ``ISON``) are
-answered here from the hub's state, and cost a token of the rate limit like any line.
+a ``join``, ``KICK`` a ``kick``, ``MODE #dev +o bob`` a ``role``...), so the session, its
+limits, its moderation and the hub are the same as for every other transport; commands
+that only read (``WHOIS``, a ``MODE`` query, ``ISON``) are answered here from the hub's
+state, and cost a token of the rate limit like any line. SASL's password check is the
+session's too (:meth:`~chatroom.session.Session.authenticate`), before the hello.
 Events reach IRC members through the hub in an :class:`~chatroom.irc.render.IrcWire`,
 one per set of capabilities, so each event is encoded once for all of them.
 
@@ -16,10 +18,12 @@ there (:meth:`IrcConnection._write`).
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 import time
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from chatroom.framing import ErrorCode, ProtocolError
 from chatroom.irc.lines import IrcLine, LineDecoder, LineTooLong, format_line
@@ -36,23 +40,32 @@ from chatroom.irc.render import (
     server_info,
 )
 from chatroom.irc.replies import CLOSING_ERRORS, error_numeric
+from chatroom.moderation import room_key
 from chatroom.protocol import (
+    Ban,
+    Bans,
+    BansRequest,
     Bye,
     ClientFrame,
     DmRequest,
     Error,
     Hello,
+    Invite,
     JoinRequest,
+    Kick,
     LeaveReason,
     Members,
+    Mode,
     NickRequest,
     Part,
     Ping,
     Pong,
+    RoleRequest,
     Rooms,
     RoomsRequest,
     Say,
     TopicRequest,
+    Unban,
     Who,
 )
 from chatroom.session import Reply
@@ -65,8 +78,9 @@ __all__ = ["CAPABILITIES", "IrcConnection", "server_info"]
 
 log = logging.getLogger("chatroom.server")
 
-# What CAP LS offers. multi-prefix changes nothing while rooms have no ranks, and is
-# offered because clients ask for it and it is true of this server.
+# What CAP LS offers; sasl too when the server keeps accounts. multi-prefix changes
+# nothing yet (a member holds one room role, so nobody is both @ and +) and is offered
+# because clients ask for it and it is true of this server.
 CAPABILITIES = (
     "batch",
     "echo-message",
@@ -75,6 +89,13 @@ CAPABILITIES = (
     "server-time",
     "userhost-in-names",
 )
+SASL = "sasl"
+# AUTHENTICATE carries at most 400 bytes a line; a longer payload comes in pieces.
+_SASL_CHUNK = 400
+# PLAIN's payload: two names and a password field, base64, with room to spare.
+_SASL_MAX = 4 * (2 * 4 * 32 + 1024 + 2) // 3 + 4
+# Modes of a channel that are on or off, as the mode frame's fields.
+_ROOM_FLAGS = {"i": "invite_only", "m": "moderated", "R": "registered_only"}
 
 _ACTION = "\x01ACTION"
 # Channel lists a MODE query may ask for, and the numeric that ends each (all empty).
@@ -82,7 +103,7 @@ _MODE_LISTS = {"b": ("368",), "e": ("349",), "I": ("347",)}
 # Why the connection ends, in its last ERROR line.
 _CLOSING = {
     LeaveReason.QUIT: "Quit",
-    LeaveReason.KICKED: "Kicked (flooding)",
+    LeaveReason.KICKED: "Kicked",
     LeaveReason.SHUTDOWN: "Server shutting down",
     LeaveReason.DISCONNECTED: "Connection closed",
 }
@@ -97,7 +118,9 @@ class IrcConnection(SessionCarrier, asyncio.Protocol):
     transport_name = "irc"
 
     __slots__ = (
+        "_account",
         "_away",
+        "_cap_version",
         "_caps",
         "_context",
         "_decoder",
@@ -105,6 +128,8 @@ class IrcConnection(SessionCarrier, asyncio.Protocol):
         "_negotiating",
         "_nick",
         "_password",
+        "_sasl",
+        "_sasl_waiting",
         "_user",
         "wire",
     )
@@ -119,9 +144,15 @@ class IrcConnection(SessionCarrier, asyncio.Protocol):
         self._user: str | None = None
         self._password: str | None = None
         self._away = False
-        # The command (and its target) whose frame the session is handling: its replies
-        # become that command's numerics.
-        self._context: tuple[str, str] | None = None
+        self._cap_version = 0
+        # SASL: the payload read so far (None: no AUTHENTICATE under way), whether its
+        # answer is awaited (lines wait meanwhile, in order), the account it logged in to.
+        self._sasl: str | None = None
+        self._sasl_waiting = False
+        self._account: str | None = None
+        # The command, its target and the member it acts on, whose frame the session is
+        # handling: its replies become that command's numerics.
+        self._context: tuple[str, str, str] | None = None
         self.wire: IrcWire = irc_wire(info, IrcCaps())
 
     # ------------------------------------------------------------------ asyncio
@@ -136,8 +167,12 @@ class IrcConnection(SessionCarrier, asyncio.Protocol):
         now = self.loop.time()
         session.last_received = now
         self._decoder.receive_data(data)
+        self._read_lines(now)
+
+    def _read_lines(self, now: float) -> None:
+        session = self.session
         try:
-            while session.accepting:
+            while session.accepting and not self._sasl_waiting:
                 try:
                     line = self._decoder.next_line()
                 except LineTooLong:
@@ -177,8 +212,19 @@ class IrcConnection(SessionCarrier, asyncio.Protocol):
                 return format_line("PING", token or "chatroom", source=self._info.name)
             case Pong(token=token):
                 return format_line("PONG", self._info.name, token, source=self._info.name)
-            case Members(room=room, members=members):
-                return self._members_lines(room, members, context)
+            case Members():
+                return self._members_lines(frame, context)
+            case Bans(room=room, bans=bans):
+                channel = to_channel(room or "")
+                return b"".join(
+                    [
+                        *(
+                            self._numeric_line("367", channel, f"{to_nick(ban.name)}!*@*", ban.by)
+                            for ban in bans
+                        ),
+                        self._numeric_line("368", channel, "End of channel ban list"),
+                    ]
+                )
             case Rooms(rooms=rooms):
                 wanted = context[1] if context else ""
                 return b"".join(
@@ -225,32 +271,44 @@ class IrcConnection(SessionCarrier, asyncio.Protocol):
     def _notice(self, text: str) -> None:
         self._write(format_line("NOTICE", self._me(), text, source=self._info.name))
 
-    def _error_lines(self, error: Error, context: tuple[str, str] | None) -> bytes:
+    def _error_lines(self, error: Error, context: tuple[str, str, str] | None) -> bytes:
         if error.code in CLOSING_ERRORS:
             return format_line("ERROR", f"Closing Link: {error.message}")
-        command, target = context or ("", "")
+        command, target, nick = context or ("", "", "")
         registered = self.session.member is not None
-        numeric = error_numeric(error.code, error.message, command, target, registered=registered)
+        numeric = error_numeric(
+            error.code, error.message, command, target, registered=registered, nick=nick
+        )
         if numeric is None:
             return format_line("NOTICE", self._me(), error.message, source=self._info.name)
         return self._numeric_line(*numeric) if numeric else b""
 
-    def _members_lines(
-        self, room: str, members: Iterable[str], context: tuple[str, str] | None
-    ) -> bytes:
-        channel = to_channel(room)
+    def _members_lines(self, frame: Members, context: tuple[str, str, str] | None) -> bytes:
+        channel = to_channel(frame.room)
         server = self._info.name
         me = self._me()
+        wire = self.wire
         if context is not None and context[0] == "WHO":
-            lines = [self._who_line(channel, name) for name in members]
+            lines = [
+                self._who_line(channel, name, wire.prefix(name, frame.ops, frame.voices))
+                for name in frame.members
+            ]
             lines.append(self._numeric_line("315", context[1], "End of WHO list"))
             return b"".join(lines)
-        return b"".join(names_lines(server, me, channel, self.wire.names_shown(members)))
+        shown = wire.names_shown(frame.members, frame.ops, frame.voices)
+        return b"".join(names_lines(server, me, channel, shown))
 
-    def _who_line(self, channel: str, name: str) -> bytes:
+    def _who_line(self, channel: str, name: str, prefix: str = "") -> bytes:
         nick = to_nick(name)
         return self._numeric_line(
-            "352", channel, MEMBER_USER, MEMBER_HOST, self._info.name, nick, "H", f"0 {name}"
+            "352",
+            channel,
+            MEMBER_USER,
+            MEMBER_HOST,
+            self._info.name,
+            nick,
+            f"H{prefix}",
+            f"0 {name}",
         )
 
     # ------------------------------------------------------------------ reading
@@ -268,8 +326,10 @@ class IrcConnection(SessionCarrier, asyncio.Protocol):
         if self._charge(now):
             self._numeric(code, *params)
 
-    def _frame(self, frame: ClientFrame, now: float, command: str, target: str = "") -> None:
-        self._context = (command, target)
+    def _frame(
+        self, frame: ClientFrame, now: float, command: str, target: str = "", nick: str = ""
+    ) -> None:
+        self._context = (command, target, nick)
         try:
             self.session.receive(frame, now)
         finally:
@@ -306,14 +366,20 @@ class IrcConnection(SessionCarrier, asyncio.Protocol):
         if sub == "LS":
             if self.session.member is None:
                 self._negotiating = True
-            self._write(self._cap_line(me, "LS", " ".join(CAPABILITIES)))
+            version = line.params[1] if len(line.params) > 1 else ""
+            self._cap_version = max(self._cap_version, int(version) if version.isdigit() else 0)
+            offered = list(CAPABILITIES)
+            if self._sasl_offered():
+                offered.append("sasl=PLAIN" if self._cap_version >= 302 else SASL)
+            self._write(self._cap_line(me, "LS", " ".join(sorted(offered))))
         elif sub == "LIST":
             self._write(self._cap_line(me, "LIST", " ".join(sorted(self._caps))))
         elif sub == "REQ":
             if self.session.member is None:
                 self._negotiating = True
             asked = line.params[1].split() if len(line.params) > 1 else []
-            known = bool(asked) and all(cap.removeprefix("-") in CAPABILITIES for cap in asked)
+            takes = {*CAPABILITIES, SASL} if self._sasl_offered() else set(CAPABILITIES)
+            known = bool(asked) and all(cap.removeprefix("-") in takes for cap in asked)
             if known:
                 for cap in asked:
                     if cap.startswith("-"):
@@ -329,6 +395,9 @@ class IrcConnection(SessionCarrier, asyncio.Protocol):
         else:
             self._numeric("410", sub, "Invalid CAP command")
 
+    def _sasl_offered(self) -> bool:
+        return self.server.hub.authority is not None
+
     def _cap_line(self, me: str, sub: str, caps: str) -> bytes:
         return format_line("CAP", me, sub, caps, source=self._info.name, trailing=True)
 
@@ -342,6 +411,7 @@ class IrcConnection(SessionCarrier, asyncio.Protocol):
                 echo_message="echo-message" in caps,
                 batch="batch" in caps,
                 userhost_in_names="userhost-in-names" in caps,
+                multi_prefix="multi-prefix" in caps,
             ),
         )
         member = self.session.member
@@ -387,9 +457,98 @@ class IrcConnection(SessionCarrier, asyncio.Protocol):
         if nick is None or self._user is None or self._negotiating or session.member is not None:
             return
         self._update_wire()
-        self._frame(Hello(name=from_nick(nick), password=self._password), now, "NICK", nick)
+        # A chat name is its account: logged in with SASL, the member is the account,
+        # whatever NICK said (001 tells the client its nick).
+        name = self._account or from_nick(nick)
+        shown = to_nick(name)
+        self._frame(Hello(name=name, password=self._password), now, "NICK", shown)
         if session.member is None and session.accepting:
-            self._nick = None  # refused: the next NICK tries again
+            # Refused: the next NICK tries again, as a guest if the account's name was
+            # taken (its owner is on elsewhere) and the client moves on to another nick.
+            self._nick = None
+            self._account = None
+
+    def _cmd_authenticate(self, line: IrcLine, now: float) -> None:
+        payload = line.params[0]
+        if self._account is not None:
+            self._numeric("907", "You have already authenticated using SASL")
+            return
+        if self.session.member is not None:
+            # The member's name is its account: a guest cannot become one in passing.
+            self._numeric("904", "SASL authentication failed")
+            return
+        if SASL not in self._caps or not self._sasl_offered():
+            self._numeric("904", "SASL authentication failed")
+            return
+        if payload == "*":
+            self._sasl = None
+            self._numeric("906", "SASL authentication aborted")
+            return
+        if self._sasl is None:
+            if payload.upper() != "PLAIN":
+                self._write(
+                    self._numeric_line("908", "PLAIN", "are available SASL mechanisms")
+                    + self._numeric_line("904", "SASL authentication failed")
+                )
+                return
+            self._sasl = ""
+            self._write(format_line("AUTHENTICATE", "+"))
+            return
+        if payload != "+":
+            self._sasl += payload
+            if len(self._sasl) > _SASL_MAX:
+                self._sasl = None
+                self._numeric("905", "SASL message too long")
+                return
+            if len(payload) == _SASL_CHUNK:
+                return  # a full piece: more follows, or "+"
+        data, self._sasl = self._sasl, None
+        try:
+            authzid, authcid, password = (
+                base64.b64decode(data, validate=True).decode("utf-8").split("\0")
+            )
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            self._numeric("904", "SASL authentication failed")
+            return
+        if authzid and authzid != authcid:
+            # Nobody may log in as someone else, staff included.
+            self._numeric("904", "SASL authentication failed")
+            return
+        # Nothing more is handled, nor read, until the answer: a client may send CAP END
+        # right behind, and a guesser gets no second try meanwhile.
+        self._sasl_waiting = True
+        self.transport.pause_reading()
+        self.session.authenticate(authcid, password, now, self._sasl_answer)
+
+    def _sasl_answer(self, account: str | None, at: float) -> None:
+        if account is None:
+            # The same delay a wrong hello waits for, then 904; the client may try again.
+            self.loop.call_at(at, self._sasl_failed)
+            return
+        self._account = account
+        me = self._nick or "*"
+        self._write(
+            self._numeric_line(
+                "900",
+                f"{me}!{MEMBER_USER}@{MEMBER_HOST}",
+                account,
+                f"You are now logged in as {account}",
+            )
+            + self._numeric_line("903", "SASL authentication successful")
+        )
+        self._sasl_resume()
+
+    def _sasl_failed(self) -> None:
+        if self.session.closing:
+            return
+        self._numeric("904", "SASL authentication failed")
+        self._sasl_resume()
+
+    def _sasl_resume(self) -> None:
+        self._sasl_waiting = False
+        if self.session.accepting:
+            self.transport.resume_reading()
+            self._read_lines(self.loop.time())
 
     def _cmd_quit(self, line: IrcLine, now: float) -> None:
         self.session.receive(Bye(), now)
@@ -464,13 +623,15 @@ class IrcConnection(SessionCarrier, asyncio.Protocol):
             for joined in list(member.rooms):
                 self._frame(Part(room=joined), now, "PART", to_channel(joined))
             return
-        for channel in line.params[0].split(","):
+        keys = line.params[1].split(",") if len(line.params) > 1 else []
+        for index, channel in enumerate(line.params[0].split(",")):
             if not channel.startswith("#"):
                 self._reject(now, "403", channel, "No such channel")
                 continue
             room = self._room(channel, now=now)
+            key = keys[index] if index < len(keys) and keys[index] else None
             if room is not None:
-                self._frame(JoinRequest(room=room), now, "JOIN", channel)
+                self._frame(JoinRequest(room=room, key=key), now, "JOIN", channel)
 
     def _cmd_part(self, line: IrcLine, now: float) -> None:
         for channel in line.params[0].split(","):
@@ -560,8 +721,15 @@ class IrcConnection(SessionCarrier, asyncio.Protocol):
             self._numeric_line("312", shown, self._info.name, "chatroom"),
         ]
         if member.rooms:
-            channels = " ".join(to_channel(room) for room in member.rooms)
+            channels = " ".join(
+                self.wire.prefix(member.name, *hub.room_roles(room)) + to_channel(room)
+                for room in member.rooms
+            )
             lines.append(self._numeric_line("319", shown, channels))
+        authority = hub.authority
+        account = authority.account_of(member) if authority is not None else None
+        if account is not None:
+            lines.append(self._numeric_line("330", shown, account, "is logged in as"))
         lines.append(self._numeric_line("318", shown, "End of /WHOIS list"))
         self._write(b"".join(lines))
 
@@ -577,43 +745,122 @@ class IrcConnection(SessionCarrier, asyncio.Protocol):
 
     def _cmd_mode(self, line: IrcLine, now: float) -> None:
         target = line.params[0]
-        if target.startswith("#"):
-            room = self._room(target, exists=True, now=now)
-            if room is None:
+        if not target.startswith("#"):
+            if not self._charge(now):
                 return
-            if len(line.params) == 1:
-                self._numeric("324", target, "+n")
-                return
-            modes = line.params[1]
-            listed = modes.lstrip("+")
-            if len(line.params) == 2 and listed in _MODE_LISTS:
-                self._numeric(*_MODE_LISTS[listed], target, "End of list")
-                return
-            # Rooms have no modes to change and nobody ranks above anyone yet.
-            self._numeric("482", target, "You're not channel operator")
+            if target.casefold() != self._me().casefold():
+                self._numeric("502", "Can't change mode for other users")
+            elif len(line.params) == 1:
+                self._numeric("221", "+")
+            # Setting one's own modes (irssi asks for +i on connecting) changes nothing.
             return
-        me = self._me()
-        if target.casefold() != me.casefold():
-            self._numeric("502", "Can't change mode for other users")
-        elif len(line.params) == 1:
-            self._numeric("221", "+")
-        # Setting one's own modes (irssi asks for +i on connecting) changes nothing.
+        room = self._room(target, exists=True, now=now)
+        if room is None:
+            return
+        if len(line.params) == 1:
+            if self._charge(now):
+                self._numeric("324", target, *self._modes_of(room))
+            return
+        modes, args = line.params[1], list(line.params[2:])
+        listed = modes.lstrip("+")
+        if not args and listed in _MODE_LISTS:
+            if listed == "b" and self.server.hub.authority is not None:
+                self._frame(BansRequest(room=room), now, "MODE", target)
+            elif self._charge(now):
+                self._numeric(*_MODE_LISTS[listed], target, "End of list")
+            return
+        self._change_modes(target, room, modes, args, now)
+
+    def _modes_of(self, room: str) -> list[str]:
+        """A room's modes for 324: ``+n`` and what the room's modes add."""
+        authority = self.server.hub.authority
+        if authority is None:
+            return ["+n"]
+        modes = authority.rules.modes.get(room_key(room))
+        if modes is None:
+            return ["+n"]
+        letters = "n" + "".join(
+            letter for letter, field in _ROOM_FLAGS.items() if getattr(modes, field)
+        )
+        if not modes.key:
+            return [f"+{letters}"]
+        # Only members are told the key, as IRC servers do.
+        return [f"+{letters}k", modes.key if self._in_room(room) else "*"]
+
+    def _change_modes(
+        self, channel: str, room: str, modes: str, args: list[str], now: float
+    ) -> None:
+        """``MODE #room +o-v+ik nick nick key``: the room flags as one ``mode`` frame, then
+        each role, ban and unban as a frame of its own, each costing its token."""
+        flags: dict[str, Any] = {}
+        acts: list[tuple[ClientFrame, str]] = []
+        ops, voices = self.server.hub.room_roles(self.server.hub.room_name(room))
+        adding = True
+        for letter in modes:
+            if letter in "+-":
+                adding = letter == "+"
+            elif letter in _ROOM_FLAGS:
+                flags[_ROOM_FLAGS[letter]] = adding
+            elif letter == "k":
+                key = args.pop(0) if args else ""
+                if adding and not key:
+                    continue  # +k without a key: nothing to set
+                flags["key"] = key if adding else ""
+            elif letter in "ovb":
+                if not args:
+                    continue
+                nick = args.pop(0)
+                name = self._nick_name(nick.split("!", 1)[0] if letter == "b" else nick)
+                if name is None:
+                    if self._charge(now):
+                        self._numeric("401", nick, "No such nick/channel")
+                    continue
+                if letter == "b":
+                    ban = Ban(name=name, room=room) if adding else Unban(name=name, room=room)
+                    acts.append((ban, nick))
+                elif adding:
+                    acts.append((RoleRequest(room=room, name=name, role=_ROLE[letter]), nick))
+                elif name in (ops if letter == "o" else voices):
+                    # Taking away a role not held would take the other one away.
+                    acts.append((RoleRequest(room=room, name=name, role="none"), nick))
+            elif letter != "n" and self._charge(now):
+                self._numeric("472", letter, "is unknown mode char to me")
+        if flags:
+            self._frame(Mode(room=room, **flags), now, "MODE", channel)
+        elif not acts:
+            self._charge(now)  # nothing changes, and the line still costs its token
+        for frame, nick in acts:
+            self._frame(frame, now, "MODE", channel, nick)
+
+    def _nick_name(self, nick: str) -> str | None:
+        try:
+            return from_nick(nick)
+        except NameNotMapped:
+            return None
 
     def _cmd_kick(self, line: IrcLine, now: float) -> None:
         channel = line.params[0]
         room = self._room(channel, exists=True, now=now)
         if room is None:
             return
-        if not self._in_room(room):
-            self._numeric("442", channel, "You're not on that channel")
-        else:
-            self._numeric("482", channel, "You're not channel operator")
+        reason = line.params[2] if len(line.params) > 2 else ""
+        for nick in line.params[1].split(","):
+            name = self._nick_name(nick)
+            if name is None:
+                self._reject(now, "401", nick, "No such nick/channel")
+                continue
+            self._frame(Kick(room=room, name=name, reason=reason), now, "KICK", channel, nick)
 
     def _cmd_invite(self, line: IrcLine, now: float) -> None:
-        channel = line.params[1]
+        nick, channel = line.params[0], line.params[1]
         room = self._room(channel, exists=True, now=now)
-        if room is not None:
-            self._numeric("482", channel, "You're not channel operator")
+        if room is None:
+            return
+        name = self._nick_name(nick)
+        if name is None:
+            self._reject(now, "401", nick, "No such nick/channel")
+            return
+        self._frame(Invite(room=room, name=name), now, "INVITE", channel, nick)
 
     def _cmd_tagmsg(self, line: IrcLine, now: float) -> None:
         pass  # client-only tags are not carried (CLIENTTAGDENY=*): nothing is left to send
@@ -657,6 +904,7 @@ _BEFORE_REGISTRATION: dict[str, Handler] = {
     "USER": IrcConnection._cmd_user,
     "PING": IrcConnection._cmd_ping,
     "QUIT": IrcConnection._cmd_quit,
+    "AUTHENTICATE": IrcConnection._cmd_authenticate,
 }
 _COMMANDS: dict[str, Handler] = {
     **_BEFORE_REGISTRATION,
@@ -685,8 +933,12 @@ _COMMANDS: dict[str, Handler] = {
     "OPER": IrcConnection._cmd_oper,
     "TAGMSG": IrcConnection._cmd_tagmsg,
 }
-# Commands that become session frames: the session charges their token itself.
-_SESSION_COMMANDS = frozenset({"PRIVMSG", "NOTICE", "JOIN", "PART", "NAMES", "LIST", "QUIT"})
+# Commands that become session frames: the session charges their token itself (and
+# MODE, KICK and INVITE charge here for what they answer without one).
+_SESSION_COMMANDS = frozenset(
+    {"PRIVMSG", "NOTICE", "JOIN", "PART", "NAMES", "LIST", "QUIT", "MODE", "KICK", "INVITE"}
+)
+_ROLE = {"o": "op", "v": "voice"}
 _PARAMS_NEEDED = {
     "PING": 1,
     "CAP": 1,
@@ -698,6 +950,7 @@ _PARAMS_NEEDED = {
     "MODE": 1,
     "KICK": 2,
     "INVITE": 2,
+    "AUTHENTICATE": 1,
     "WHOIS": 1,
     "WHOWAS": 1,
     "ISON": 1,
