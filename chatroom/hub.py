@@ -18,9 +18,10 @@ format, and the bytes are shared by every member of that format, as the NDJSON b
 are shared by every NDJSON member. Which bytes each member gets is
 :mod:`chatroom.delivery`'s part.
 
-The module is longer than most (about 800 lines) because what it holds is one piece of
-state read by every flush: members, rooms, ids, the recent-history and welcome caches
-and the flush's pacing. Split apart, each part would reach into the others'.
+The module is longer than most (about 900 lines) because what it holds is one piece of
+state read by every flush: members, rooms, ids, the recent-history and welcome caches,
+the flush's pacing and the hooks moderation needs. Split apart, each part would reach
+into the others'. The moderation rules themselves live in ``authority.py``.
 """
 
 from __future__ import annotations

@@ -13,6 +13,12 @@ Order: whatever a command causes for its sender reaches it before the answer to 
 command. Events and ``joined`` replies wait in the hub for its next flush, while an answer
 from here is written at once, so every answer first flushes the hub when something waits
 there (:meth:`IrcConnection._write`).
+
+About 950 lines, longer than a module should be: IRC has some forty commands, and each
+one's handler is a short method reading this connection's state (its nick, caps, rooms
+and SASL exchange). The wire's own parts, which need no connection, are apart in
+:mod:`chatroom.irc`; splitting the handlers by topic would leave each half reaching
+into the other's state. A command table in its own module is the next step if it grows.
 """
 
 from __future__ import annotations
