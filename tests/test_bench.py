@@ -24,6 +24,7 @@ import chatroom.bench as bench_module
 import chatroom.bench.server_proc as server_proc_module
 from chatroom.bench import BenchError, Options
 from chatroom.bench.engine import _Client, _LoadSpec
+from chatroom.bench.irc import _IrcLoad
 from chatroom.bench.measure import _percentiles
 from chatroom.bench.room import _spread
 from chatroom.bench.server_proc import _benchmark_file
@@ -421,3 +422,109 @@ def test_mixed_room_and_idle_websocket_members() -> None:
     assert storm["transport"] == "websocket"
     assert storm["welcomed"] == 20
     assert storm["errors"] == storm["leaves"] == storm["connect_failures"] == 0
+
+
+@pytest.mark.timeout(BENCH_TIMEOUT_S + 30)
+def test_fanout_over_ndjson_and_irc_delivers_everything() -> None:
+    """fanout with --transport ndjson,irc: the bench starts the IRC gateway, and IRC
+    members in #lobby get every message, with their own copies as acknowledgements."""
+    report = _bench(
+        "fanout",
+        *("--transport", "ndjson,irc", "--receivers", "5", "--runs", "1"),
+        *("--duration", "0.3", "--warmup", "0.1"),
+    )
+    assert report["config"]["transports"] == ["ndjson", "irc"]
+    entries = {entry["transport"]: entry for entry in report["results"]}
+    assert set(entries) == {"ndjson", "irc"}
+    for transport, entry in entries.items():
+        median = entry["median"]
+        assert median["members"] == 5 + 2
+        assert median["sent"] > 0, transport
+        assert median["deliveries_per_s"] > 0, transport
+        assert median["lost"] == median["extra"] == 0, transport
+        assert median["errors"] == median["disconnects"] == 0, transport
+        assert median["p50_us"] is not None, transport
+
+
+IRC_WELCOME = (
+    b":vm CAP * LS :echo-message server-time\r\n"
+    b":vm CAP * ACK :echo-message\r\n"
+    b":vm 001 s0 :Welcome\r\n"
+    b":vm 422 s0 :MOTD File is missing\r\n"
+    b":s0!chat@chatroom JOIN #lobby\r\n"
+    b":vm 353 s0 = #lobby :r1 s0\r\n"
+    b":vm 366 s0 #lobby :End of /NAMES list\r\n"
+)
+
+
+def _privmsgs(sender: str, count: int, stamp: int = 5) -> bytes:
+    return b"".join(
+        b":%s!chat@chatroom PRIVMSG #lobby :%019d 0000 %09d abcdef\r\n"
+        % (sender.encode(), stamp, n)
+        for n in range(count)
+    )
+
+
+@pytest.mark.parametrize("read_size", [1, 7, 100, 1 << 20])
+def test_irc_client_counts_every_line_however_reads_split(read_size: int) -> None:
+    """The registration and JOIN burst, later joins, messages from others and its own
+    echoes, a PING, read in pieces of one byte up to all at once: every message is
+    counted and timed, the member is welcomed and settled, its echoes acknowledge its
+    sends, and the PING gets its PONG."""
+    spec = _LoadSpec(
+        mode="fanout",
+        host="127.0.0.1",
+        port=1,
+        names=("s0",),
+        sender_ids=(0,),
+        probes=(True,),
+        total_members=3,
+        window=4,
+        rate_per_sender=0.0,
+        message_bytes=80,
+        seed=1,
+        connect_window=1,
+        core=None,
+        phase_timeout_s=1.0,
+        transport="irc",
+    )
+    ours, theirs = multiprocessing.Pipe()
+    load = _IrcLoad(spec, theirs)
+    client = load.clients[0]
+    near, far = socket.socketpair()
+    client.sock, client.fd = near, near.fileno()
+    load.by_fd[client.fd] = client
+    load.t0, load.t1 = 0, 1 << 62
+    try:
+        stream = (
+            IRC_WELCOME
+            + b":r2!chat@chatroom JOIN #lobby\r\n"
+            + _privmsgs("r1", 30)
+            + b":vm PING :are you there\r\n"
+            + _privmsgs("s0", 3)
+            + _privmsgs("r2", 1000)
+        )
+        client.unacked = 3
+        for at in range(0, len(stream), read_size):
+            load._feed(client, stream[at : at + read_size], 1000)
+        assert client.welcomed and client.settled
+        assert client.messages == 30 + 3 + 1000
+        assert load.window_deliveries == 1033
+        assert list(load.sends) == [5] * 1033
+        assert client.unacked == 0
+        assert load.errors == 0, load.error_samples
+        far.setblocking(False)
+        assert far.recv(1 << 16) == b"PONG :are you there\r\n"
+        # What it sends: the bench's text as a PRIVMSG to the lobby.
+        load._write(client, load._frames(client, 2, 1234))
+        sent = far.recv(1 << 16).split(b"\r\n")
+        assert sent[2:] == [b""]
+        for seq, line in enumerate(sent[:2]):
+            command, _, text = line.partition(b" :")
+            assert command == b"PRIVMSG #lobby"
+            assert text.split()[:3] == [b"%019d" % 1234, b"0000", b"%09d" % seq]
+            assert len(text) == 80
+    finally:
+        load.close()
+        far.close()
+        ours.close()

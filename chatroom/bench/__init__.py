@@ -21,13 +21,16 @@ processes are the ones at 100 %, the result says so instead of passing for the s
 Every text carries its send time (CLOCK_MONOTONIC, shared by all processes on the host).
 
 ``--transport`` chooses what the members speak: ``ndjson`` (the default, as
-``chatroom-tui``), ``websocket`` (the same frames at ``/ws``, as the web app), ``both``
-(every run once per transport, interleaved, side by side with the ratio) or, for
-``fanout``, ``mixed`` (half the room on each).
+``chatroom-tui``), ``websocket`` (the same frames at ``/ws``, as the web app), ``irc``
+(the server's IRC gateway, which the bench then starts: members in ``#lobby``), a list
+such as ``ndjson,irc`` or ``both`` (ndjson,websocket: every run once per transport,
+interleaved, side by side with the ratio) or, for ``fanout``, ``mixed`` (half the room
+on NDJSON, half on WebSocket).
 
     chatroom-bench                     # every workload, medians of 3 runs
     chatroom-bench fanout --receivers 500 --baseline
     chatroom-bench fanout idle --transport both
+    chatroom-bench fanout --receivers 500 --transport ndjson,irc
     chatroom-bench --json > results.json
 
 The package, from the command line down:
@@ -41,6 +44,7 @@ The package, from the command line down:
 ``engine``             inside a load process: its sockets in one epoll loop, phases, counts
 ``wire``               what a load client says and reads: chatroom's JSON lines
 ``websocket``          the same over a WebSocket: the upgrade, masks, a frame reader
+``irc``                IRC users in ``#lobby``: registration, PRIVMSG, a line scanner
 ``measure``, ``host``  CPU and memory figures, /proc, core pinning
 ``report``             medians, targets, tables
 """

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from chatroom.bench.driver import run
 from chatroom.bench.engine import TEXT_HEADER_CHARS
+from chatroom.bench.irc import MAX_IRC_MESSAGE_BYTES
 from chatroom.bench.options import (
     DEFAULT_CONNECT_WINDOW,
     DEFAULT_DURATION_S,
@@ -49,7 +50,7 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 
 def _transports(text: str) -> tuple[str, ...]:
-    """``ndjson``, ``websocket``, ``mixed``, ``both`` (ndjson,websocket), or a list."""
+    """``ndjson``, ``websocket``, ``irc``, ``mixed``, ``both`` (ndjson,websocket), or a list."""
     kinds: list[str] = []
     for part in text.split(","):
         part = part.strip()
@@ -179,8 +180,9 @@ def _parser() -> argparse.ArgumentParser:
         default=("ndjson",),
         metavar="KIND[,KIND...]",
         help="what the members speak: ndjson (TCP, as chatroom-tui), websocket (the same "
-        "frames at /ws, as the web app), both (each run once per transport, interleaved, "
-        "side by side), mixed (fanout: half the room on each)",
+        "frames at /ws, as the web app), irc (the server's IRC gateway, #lobby), both "
+        "(ndjson,websocket); a list runs each run once per transport, interleaved, side by "
+        "side; mixed (fanout: half the room on ndjson, half on websocket)",
     )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument(
@@ -276,6 +278,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     workloads = tuple(dict.fromkeys(args.workloads)) or WORKLOADS
     if args.transport == ("mixed",) and workloads != ("fanout",):
         parser.error("--transport mixed is a fanout variant: add ndjson or websocket")
+    if args.addr is not None and "irc" in args.transport:
+        parser.error("--transport irc starts the server with its IRC gateway: drop --addr")
+    if "irc" in args.transport and args.message_bytes > MAX_IRC_MESSAGE_BYTES:
+        parser.error(
+            f"--transport irc: --message-bytes must be at most {MAX_IRC_MESSAGE_BYTES} "
+            "(an IRC line is 512 bytes with its command and source)"
+        )
     if (args.baseline or args.floor) and "ndjson" not in args.transport:
         parser.error("--baseline and --floor speak NDJSON only: use --transport ndjson or both")
     if args.server_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:

@@ -63,8 +63,9 @@ class _LoadSpec:
     core: int | None
     phase_timeout_s: float
     lazy_members: bool = False
-    # What the clients speak: ndjson (chatroom's own wire) or websocket (the same frames
-    # in WebSocket messages, as the web app's clients send them).
+    # What the clients speak: ndjson (chatroom's own wire), websocket (the same frames
+    # in WebSocket messages, as the web app's clients send them) or irc (the gateway;
+    # ``port`` is then its port).
     transport: str = "ndjson"
 
 

@@ -11,8 +11,9 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from chatroom.bench.engine import _LoadSpec
+from chatroom.bench.engine import _Load, _LoadSpec
 from chatroom.bench.host import _pin, _proc_cpu_s, _raise_nofile
+from chatroom.bench.irc import _IrcLoad
 from chatroom.bench.options import DRAIN_TIMEOUT_S, NS_PER_S, SETUP_TIMEOUT_S, BenchError
 from chatroom.bench.websocket import _WebSocketLoad
 from chatroom.bench.wire import _JsonLinesLoad
@@ -20,7 +21,11 @@ from chatroom.bench.wire import _JsonLinesLoad
 __all__ = ["_LoadGroup", "_names", "_split"]
 
 # What a load process's clients speak, by _LoadSpec.transport.
-_LOADS: dict[str, type[_JsonLinesLoad]] = {"ndjson": _JsonLinesLoad, "websocket": _WebSocketLoad}
+_LOADS: dict[str, type[_Load]] = {
+    "ndjson": _JsonLinesLoad,
+    "websocket": _WebSocketLoad,
+    "irc": _IrcLoad,
+}
 # Load processes leave traffic this long after the last event, to count late leaves.
 STORM_LINGER_S = 0.3
 

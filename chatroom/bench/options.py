@@ -33,9 +33,10 @@ __all__ = [
 ]
 
 WORKLOADS = ("fanout", "latency", "idle", "join-storm")
-# What the members speak: chatroom's JSON lines over TCP, the same over a WebSocket, or
-# (fanout only) a room of both, half its members on each.
-TRANSPORTS = ("ndjson", "websocket", "mixed")
+# What the members speak: chatroom's JSON lines over TCP, the same over a WebSocket, IRC
+# (the gateway, which the bench then starts), or (fanout only) a room of NDJSON and
+# WebSocket members, half on each.
+TRANSPORTS = ("ndjson", "websocket", "irc", "mixed")
 DEFAULT_RECEIVERS = (10, 100, 500, 1000)
 DEFAULT_SENDERS = 4
 # Unacknowledged messages per sender: enough to keep a server busy across a loop

@@ -79,7 +79,7 @@ def _room_specs(
         _LoadSpec(
             mode=mode,
             host=server.host,
-            port=server.port,
+            port=server.port_for(kind),
             names=tuple(name for name, _, _ in part),
             sender_ids=tuple(sender for _, sender, _ in part),
             probes=tuple(probe for _, _, probe in part),

@@ -126,6 +126,16 @@ class _Server:
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     loop: str = ""
+    # The IRC gateway's port, when IRC members were asked for.
+    irc_port: int | None = None
+
+    def port_for(self, transport: str) -> int:
+        """Where members speaking ``transport`` connect."""
+        if transport != "irc":
+            return self.port
+        if self.irc_port is None:
+            raise BenchError(f"the {self.label} server has no IRC gateway")
+        return self.irc_port
 
     def log_tail(self) -> str:
         if self.log_path is None:
@@ -158,6 +168,7 @@ def _start_server(
     log_path = workdir / f"{label}-{tag}-server.log"
     bind = f"127.0.0.1:{port}"
     loop = ""
+    irc_port: int | None = None
     if label == "chatroom":
         profile = ""
         if options.profile_dir is not None:
@@ -177,6 +188,10 @@ def _start_server(
             "--transcript",
             str(transcript),
         ]
+        if "irc" in options.transports:
+            # The gateway only when asked for: it is off by default, as in production.
+            irc_port = _free_port()
+            command += ["--irc", f"127.0.0.1:{irc_port}"]
         if _server_accepts("--data-dir"):
             # A fresh history store per run, so no run replays another's events.
             command += ["--data-dir", str(workdir / f"{label}-{tag}-data")]
@@ -212,22 +227,23 @@ def _start_server(
             stdin=subprocess.DEVNULL,
             preexec_fn=_server_preexec(core),
         )
-    server = _Server(label, "127.0.0.1", port, process.pid, process, log_path, loop)
+    server = _Server(label, "127.0.0.1", port, process.pid, process, log_path, loop, irc_port)
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while True:
-        if process.poll() is not None:
-            raise BenchError(f"the {label} server exited at start:\n{server.log_tail()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-                break
-        except OSError:
-            if time.monotonic() > deadline:
-                _stop_server(server)
-                raise BenchError(
-                    f"the {label} server did not listen within "
-                    f"{SERVER_START_TIMEOUT_S:g} s:\n{server.log_tail()}"
-                ) from None
-            time.sleep(0.02)
+    for listening in [port] if irc_port is None else [port, irc_port]:
+        while True:
+            if process.poll() is not None:
+                raise BenchError(f"the {label} server exited at start:\n{server.log_tail()}")
+            try:
+                with socket.create_connection(("127.0.0.1", listening), timeout=1.0):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    _stop_server(server)
+                    raise BenchError(
+                        f"the {label} server did not listen on {listening} within "
+                        f"{SERVER_START_TIMEOUT_S:g} s:\n{server.log_tail()}"
+                    ) from None
+                time.sleep(0.02)
     return server
 
 

@@ -29,7 +29,7 @@ def _silent_members(
         _LoadSpec(
             mode=mode,
             host=server.host,
-            port=server.port,
+            port=server.port_for(transport),
             names=tuple(part),
             sender_ids=(-1,) * len(part),
             probes=(False,) * len(part),
