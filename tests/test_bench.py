@@ -446,6 +446,17 @@ def test_fanout_over_ndjson_and_irc_delivers_everything() -> None:
         assert median["p50_us"] is not None, transport
 
 
+@pytest.mark.timeout(BENCH_TIMEOUT_S + 30)
+def test_idle_and_join_storm_irc_members() -> None:
+    """Idle and join-storm IRC members are all welcomed, settle and see no errors."""
+    report = _bench("idle", "join-storm", "--transport", "irc")
+    medians = {entry["workload"]: entry["median"] for entry in report["results"]}
+    assert medians["idle"]["connected"] == 20
+    assert medians["join-storm"]["welcomed"] == 20
+    for median in medians.values():
+        assert median["errors"] == median["leaves"] == 0
+
+
 IRC_WELCOME = (
     b":vm CAP * LS :echo-message server-time\r\n"
     b":vm CAP * ACK :echo-message\r\n"
