@@ -67,6 +67,9 @@ def privmsg_lines(head: bytes, tail: bytes, first: int, count: int) -> bytes:
 class _IrcLoad(_JsonLinesLoad):
     """A load process whose clients are IRC users in ``#lobby``."""
 
+    _message_marker = _MESSAGE
+    _stamp = _STAMP
+
     # ---------------------------------------------------------------- connect
 
     def _ack_marker(self, name: str) -> bytes:
@@ -88,22 +91,7 @@ class _IrcLoad(_JsonLinesLoad):
         # Every line ends in one "\n"; messages are most of them, so the rest are
         # looked at only when the two counts differ.
         lines = data.count(b"\n", start, end)
-        count = data.count(_MESSAGE, start, end)
-        if count:
-            client.messages += count
-            if self.t0 <= now < self.t1:
-                self.window_deliveries += count
-                if client.probe:
-                    stamps = _STAMP.findall(data, start, end)
-                    self.sends.extend(map(int, stamps))
-                    self.marks.append(now)
-                    self.mark_counts.append(len(stamps))
-            if client.sender_id >= 0:
-                acks = data.count(client.marker, start, end)
-                if acks:
-                    client.unacked -= acks
-                    if self.sending and self.spec.mode == "fanout":
-                        self._top_up(client, now)
+        count = self._messages(client, data, start, end, now)
         other = lines - count
         if other:
             joins = data.count(_JOIN, start, end)

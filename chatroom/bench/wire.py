@@ -37,6 +37,10 @@ def _hello_frame(name: str, lazy_members: bool = False) -> bytes:
 class _JsonLinesLoad(_Load):
     """A load process whose clients speak chatroom's own protocol, as chatroom-tui does."""
 
+    # What a delivered message and its latency stamp look like on this wire.
+    _message_marker = _MESSAGE
+    _stamp = _STAMP
+
     # ---------------------------------------------------------------- connect
 
     def _ack_marker(self, name: str) -> bytes:
@@ -72,21 +76,16 @@ class _JsonLinesLoad(_Load):
         if last > start:
             self._count(client, data, start, last, now)
 
-    def _count(self, client: _Client, data: bytes, start: int, end: int, now: int) -> None:
-        """Account for the whole lines in ``data[start:end]``."""
-        if not client.welcomed:
-            data = self._welcome(client, data[start:end], now)
-            start, end = 0, len(data)
-            if not data:
-                return
-        frames = data.count(_FRAME, start, end)
-        count = data.count(_MESSAGE, start, end)
+    def _messages(self, client: _Client, data: bytes, start: int, end: int, now: int) -> int:
+        """Count the messages among the whole lines in ``data[start:end]``: deliveries,
+        latency stamps of the probe, a sender's acknowledgements. Returns how many."""
+        count = data.count(self._message_marker, start, end)
         if count:
             client.messages += count
             if self.t0 <= now < self.t1:
                 self.window_deliveries += count
                 if client.probe:
-                    stamps = _STAMP.findall(data, start, end)
+                    stamps = self._stamp.findall(data, start, end)
                     self.sends.extend(map(int, stamps))
                     self.marks.append(now)
                     self.mark_counts.append(len(stamps))
@@ -96,6 +95,17 @@ class _JsonLinesLoad(_Load):
                     client.unacked -= acks
                     if self.sending and self.spec.mode == "fanout":
                         self._top_up(client, now)
+        return count
+
+    def _count(self, client: _Client, data: bytes, start: int, end: int, now: int) -> None:
+        """Account for the whole lines in ``data[start:end]``."""
+        if not client.welcomed:
+            data = self._welcome(client, data[start:end], now)
+            start, end = 0, len(data)
+            if not data:
+                return
+        frames = data.count(_FRAME, start, end)
+        count = self._messages(client, data, start, end, now)
         other = frames - count
         if other:
             joins = data.count(_JOIN, start, end)
