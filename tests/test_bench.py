@@ -281,18 +281,16 @@ def _client_frames(data: bytes) -> list[Frame]:
     return frames
 
 
-@pytest.fixture
-def ws_load() -> Iterator[tuple[_WebSocketLoad, _Client, socket.socket]]:
-    """A WebSocket load process's client, in this process, whose socket's other end is
-    the test's: what it writes can be read back."""
-    spec = _LoadSpec(
+def _one_sender_spec(transport: str, *, total_members: int) -> _LoadSpec:
+    """A load spec for one sending, probing client, driven by the test itself."""
+    return _LoadSpec(
         mode="fanout",
         host="127.0.0.1",
         port=1,
         names=("s0",),
         sender_ids=(0,),
         probes=(True,),
-        total_members=1,
+        total_members=total_members,
         window=4,
         rate_per_sender=0.0,
         message_bytes=80,
@@ -300,8 +298,15 @@ def ws_load() -> Iterator[tuple[_WebSocketLoad, _Client, socket.socket]]:
         connect_window=1,
         core=None,
         phase_timeout_s=1.0,
-        transport="websocket",
+        transport=transport,
     )
+
+
+@pytest.fixture
+def ws_load() -> Iterator[tuple[_WebSocketLoad, _Client, socket.socket]]:
+    """A WebSocket load process's client, in this process, whose socket's other end is
+    the test's: what it writes can be read back."""
+    spec = _one_sender_spec("websocket", total_members=1)
     ours, theirs = multiprocessing.Pipe()
     load = _WebSocketLoad(spec, theirs)
     client = load.clients[0]
@@ -482,23 +487,7 @@ def test_irc_client_counts_every_line_however_reads_split(read_size: int) -> Non
     echoes, a PING, read in pieces of one byte up to all at once: every message is
     counted and timed, the member is welcomed and settled, its echoes acknowledge its
     sends, and the PING gets its PONG."""
-    spec = _LoadSpec(
-        mode="fanout",
-        host="127.0.0.1",
-        port=1,
-        names=("s0",),
-        sender_ids=(0,),
-        probes=(True,),
-        total_members=3,
-        window=4,
-        rate_per_sender=0.0,
-        message_bytes=80,
-        seed=1,
-        connect_window=1,
-        core=None,
-        phase_timeout_s=1.0,
-        transport="irc",
-    )
+    spec = _one_sender_spec("irc", total_members=3)
     ours, theirs = multiprocessing.Pipe()
     load = _IrcLoad(spec, theirs)
     client = load.clients[0]
