@@ -66,15 +66,27 @@ def _url(host: str, port: int) -> str:
     return f"http://{host}:{port}/"
 
 
-async def open_chat(browser: Any, host: str, port: int, name: str, **options: Any) -> Page:
-    """A new browser profile on the app, joined as ``name``, connected."""
+async def new_page(browser: Any, **options: Any) -> Page:
+    """A page in a new browser profile, waiting at most the test timeout."""
     context = await browser.new_context(**options)
     page = await context.new_page()
     page.set_default_timeout(MS)
-    await page.goto(_url(host, port))
+    return page
+
+
+async def submit_name(page: Page, name: str) -> Any:
+    """Type ``name`` into the join form and press Join; returns the form."""
     form = page.get_by_role("form", name="Join")
     await form.get_by_role("textbox", name="Name").fill(name)
     await form.get_by_role("button", name="Join").click()
+    return form
+
+
+async def open_chat(browser: Any, host: str, port: int, name: str, **options: Any) -> Page:
+    """A new browser profile on the app, joined as ``name``, connected."""
+    page = await new_page(browser, **options)
+    await page.goto(_url(host, port))
+    await submit_name(page, name)
     await connected(page)
     return page
 
@@ -308,9 +320,7 @@ async def test_the_page_has_a_strict_policy_and_breaks_none_of_it(
 ) -> None:
     """The page comes with the Content-Security-Policy and nosniff, and using it
     (joining, talking) reports no policy violation and no script error."""
-    context = await browser.new_context()
-    page = await context.new_page()
-    page.set_default_timeout(MS)
+    page = await new_page(browser)
     problems: list[str] = []
     page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
     page.on("pageerror", lambda exc: problems.append(str(exc)))
@@ -319,9 +329,7 @@ async def test_the_page_has_a_strict_policy_and_breaks_none_of_it(
     headers = await response.all_headers()
     assert headers["content-security-policy"] == CONTENT_SECURITY_POLICY
     assert headers["x-content-type-options"] == "nosniff"
-    form = page.get_by_role("form", name="Join")
-    await form.get_by_role("textbox", name="Name").fill("alice")
-    await form.get_by_role("button", name="Join").click()
+    await submit_name(page, "alice")
     await connected(page)
     await say(page, "policy check")
     await shows(page, "policy check")
@@ -335,13 +343,9 @@ async def test_a_taken_name_is_asked_again_with_an_alert(
     form, so another name can be tried."""
     running = await start_server(flood_rate=0)
     taken = await running.client("alice")
-    context = await browser.new_context()
-    page = await context.new_page()
-    page.set_default_timeout(MS)
+    page = await new_page(browser)
     await page.goto(_url(running.host, running.port))
-    form = page.get_by_role("form", name="Join")
-    await form.get_by_role("textbox", name="Name").fill("alice")
-    await form.get_by_role("button", name="Join").click()
+    form = await submit_name(page, "alice")
     await playwright_api.expect(page.get_by_role("alert")).to_contain_text("taken")
     await form.get_by_role("textbox", name="Name").fill("alice2")
     await form.get_by_role("button", name="Join").click()
@@ -358,14 +362,10 @@ async def test_with_tls_the_page_is_https_and_the_chat_wss(
     server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(server_ssl)
     running = await start_server(flood_rate=0, ssl_context=server_ssl)
-    context = await browser.new_context(ignore_https_errors=True)
-    page = await context.new_page()
-    page.set_default_timeout(MS)
+    page = await new_page(browser, ignore_https_errors=True)
     response = await page.goto(f"https://{running.host}:{running.port}/")
     assert response is not None and response.ok
-    form = page.get_by_role("form", name="Join")
-    await form.get_by_role("textbox", name="Name").fill("alice")
-    await form.get_by_role("button", name="Join").click()
+    await submit_name(page, "alice")
     await connected(page)
     client_ssl = ssl.create_default_context()
     ca.configure_trust(client_ssl)
@@ -384,13 +384,9 @@ async def test_the_server_password_is_asked_for_when_one_is_set(
     """Joining a server with a password without one shows the refusal as an alert and a
     Password field; with the right password the page connects."""
     running = await start_server(password="s3cret", auth_failure_delay_s=0.05)
-    context = await browser.new_context()
-    page = await context.new_page()
-    page.set_default_timeout(MS)
+    page = await new_page(browser)
     await page.goto(_url(running.host, running.port))
-    form = page.get_by_role("form", name="Join")
-    await form.get_by_role("textbox", name="Name").fill("alice")
-    await form.get_by_role("button", name="Join").click()
+    form = await submit_name(page, "alice")
     await playwright_api.expect(page.get_by_role("alert")).to_be_visible()
     password = form.get_by_label("Password", exact=True)
     await playwright_api.expect(password).to_be_visible()
@@ -491,13 +487,9 @@ async def test_a_registered_name_logs_in_and_roles_show_beside_names(
     running = await start_server(flood_rate=0, accounts=store, auth_failure_delay_s=0)
     store.register("alice", "correct horse")
     store.remember("alice")
-    context = await browser.new_context()
-    page = await context.new_page()
-    page.set_default_timeout(MS)
+    page = await new_page(browser)
     await page.goto(_url(running.host, running.port))
-    form = page.get_by_role("form", name="Join")
-    await form.get_by_role("textbox", name="Name").fill("alice")
-    await form.get_by_role("button", name="Join").click()
+    form = await submit_name(page, "alice")
     await playwright_api.expect(page.get_by_role("alert")).to_contain_text("registered")
     await form.get_by_label("Account password").fill("correct horse")
     await form.get_by_role("button", name="Join").click()
