@@ -9,6 +9,7 @@ import errno
 import importlib
 import importlib.util
 import logging
+import secrets
 import signal
 import socket
 import sqlite3
@@ -22,6 +23,7 @@ from typing import Any
 
 from chatroom import __version__
 from chatroom.address import DEFAULT_PORT, AddressError, parse_address
+from chatroom.cluster import NODE_ID, ClusterUnavailable
 from chatroom.config import ConfigError, add_ops_options, config_main, resolve
 from chatroom.framing import MAX_FRAME_BYTES
 from chatroom.history import parse_retention
@@ -233,6 +235,26 @@ def _server_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="the server's name in IRC numerics (default: this machine's host name)",
     )
+    cluster = parser.add_argument_group("cluster")
+    cluster.add_argument(
+        "--cluster",
+        metavar="REDIS_URL",
+        help="be one node of a cluster sharing this Redis, e.g. redis://10.0.0.5:6379/0 "
+        "(needs pip install 'chatroom[cluster]'); see docs/cluster.md",
+    )
+    cluster.add_argument(
+        "--node-id",
+        metavar="ID",
+        help="this node's name in the cluster: letters, digits, '.', '-', '_' "
+        "(default: the host name and a random suffix)",
+    )
+    cluster.add_argument(
+        "--cluster-lease",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="how long a silent node keeps its members' names before others end them",
+    )
     return parser
 
 
@@ -336,6 +358,16 @@ def server_main(argv: Sequence[str] | None = None) -> int:
     if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
         return _fail(prog, "--loop uvloop: uvloop is not installed (pip install 'chatroom[fast]')")
     password = args.password
+    node_id = args.node_id or f"{socket.gethostname() or 'node'}-{secrets.token_hex(2)}"
+    if args.cluster is not None:
+        if importlib.util.find_spec("redis") is None:
+            return _fail(prog, "--cluster needs the redis client: pip install 'chatroom[cluster]'")
+        if not args.cluster.startswith(("redis://", "rediss://", "unix://")):
+            return _fail(prog, "--cluster takes a Redis URL, e.g. redis://127.0.0.1:6379/0")
+        if not NODE_ID.fullmatch(node_id):
+            return _fail(prog, "--node-id: 1 to 64 letters, digits, '.', '-' or '_'")
+        if not 0.5 <= args.cluster_lease <= 600:
+            return _fail(prog, "--cluster-lease must be from 0.5 to 600 seconds")
 
     from rich.console import Console
 
@@ -418,7 +450,11 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         irc_server_name=args.server_name,
         metrics=not args.no_metrics,
         metrics_allow=list(args.metrics_allow),
-        accounts=accounts,
+        # Accounts live in each node's own files: a cluster does not share them yet.
+        accounts=accounts if args.cluster is None else None,
+        cluster_url=args.cluster,
+        node_id=node_id,
+        cluster_lease_s=args.cluster_lease,
     )
     pid_path = pid_file_path(args)
     reloader = Reloader(
@@ -477,6 +513,8 @@ async def _serve(
         else:
             reason = exc.strerror or str(exc)
         return _fail(prog, f"cannot listen on {where}: {reason}")
+    except ClusterUnavailable as exc:
+        return _fail(prog, f"cannot join the cluster: {exc}")
     port = server.addresses[0][1]
     scheme = " --tls" if config.ssl_context else ""
     console.print(f"chatroom {__version__} is listening. People can join with:", highlight=False)
@@ -498,6 +536,11 @@ async def _serve(
         console.print(f"history:    {config.history_store.path}", highlight=False)
     if config.password:
         console.print("a password is required to join", highlight=False)
+    if server.engine is not None:
+        console.print(
+            f"cluster:    node {config.node_id} of the cluster at {server.engine.safe_url()}",
+            highlight=False,
+        )
     console.print("Ctrl-C stops the server.", style="dim", highlight=False)
 
     stop = asyncio.Event()

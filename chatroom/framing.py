@@ -58,6 +58,8 @@ class ErrorCode(StrEnum):
     REGISTERED_ONLY = "registered_only"
     MODERATED = "moderated"
     SLOW_MODE = "slow_mode"
+    # Cluster mode: this node cannot reach the cluster now; another node can serve.
+    UNAVAILABLE = "unavailable"
 
 
 class ProtocolError(Exception):

@@ -239,6 +239,8 @@ class Hub:
         wire: WireFormat | None = None,
         account: str | None = None,
         roles: tuple[str, ...] = (),
+        session: str | None = None,
+        refused: Callable[[ProtocolError], None] | None = None,
     ) -> Member:
         """Admit a member under ``raw_name``, in ``room``; queue its welcome and join event.
 
@@ -247,6 +249,8 @@ class Hub:
         ordinary frame, then the live stream, starting with the member's join: no gap, no
         duplicate. ``wire`` is the member's wire format when it is not NDJSON.
         ``account`` and ``roles``: what the welcome says the member logged in as.
+        ``session`` and ``refused`` serve a hub that decides later (a cluster node's):
+        the token of the session this one replaces, and where a later refusal goes.
 
         Raises:
             ProtocolError: ``invalid_name`` or ``name_taken``; nothing changes then.
@@ -255,29 +259,44 @@ class Hub:
         keys = name_keys(name)
         self._check_free(keys, None)
         member = Member(name=name, outbox=outbox, keys=keys, lazy=lazy, wire=wire)
-        for key in keys:
+        self._admit(member, room, resume_after, account, roles)
+        return member
+
+    def _admit(
+        self,
+        member: Member,
+        room: str,
+        resume_after: int | None,
+        account: str | None,
+        roles: tuple[str, ...],
+        session: str | None = None,
+    ) -> None:
+        """Register a checked ``member``, put it in ``room`` and queue its welcome (with
+        ``session``, a reconnect token, when the server hands them out) and join."""
+        for key in member.keys:
             self._by_key[key] = member
         room = self._room_names.setdefault(room.casefold(), room)
         _, replay, gap, join_event = self._enter(member, room, resume_after)
         ops, voices = self.room_roles(room)
         # Members and history are spliced in by _encode_welcome, from cached bytes.
         welcome = Welcome(
-            name=name,
+            name=member.name,
             server=self.server_name,
             room=room,
             members=(),
             history=(),
             resumed=resume_after is not None,
             gap=gap,
-            lazy_members_above=self.lazy_members_above if lazy else None,
+            lazy_members_above=self.lazy_members_above if member.lazy else None,
             account=account,
             roles=roles,
             ops=ops,
             voices=voices,
+            session=session,
         )
         with_history = resume_after is None
         encoded = self._encode_welcome(welcome, with_history=with_history)
-        if wire is not None:
+        if member.wire is not None:
             # Spliced only in the NDJSON bytes; another format may need the lists.
             welcome = dataclasses.replace(
                 welcome,
@@ -286,7 +305,6 @@ class Hub:
             )
         self._queue_reply(member, welcome, encoded, replay)
         self._publish(join_event)
-        return member
 
     def join_room(self, member: Member, raw_room: str, *, resume_after: int | None = None) -> str:
         """Put ``member`` in another room (created if new); queue ``joined`` and the join.
@@ -306,6 +324,11 @@ class Hub:
             )
         if room not in self._rooms and len(self._rooms) >= MAX_ROOMS:
             raise ProtocolError(ErrorCode.TOO_MANY_ROOMS, "this server has no room for more rooms")
+        self._enter_room(member, room, resume_after)
+        return room
+
+    def _enter_room(self, member: Member, room: str, resume_after: int | None) -> None:
+        """Put a checked ``member`` in another room; queue ``joined`` and the join."""
         history, replay, gap, join_event = self._enter(member, room, resume_after, private=False)
         ops, voices = self.room_roles(room)
         joined = Joined(
@@ -321,7 +344,6 @@ class Hub:
         )
         self._queue_reply(member, joined, encode(joined), replay)
         self._publish(join_event)
-        return room
 
     def part(self, member: Member, raw_room: str) -> None:
         """Take ``member`` out of a room; the room and the member see ``leave`` (``part``).
@@ -421,10 +443,7 @@ class Hub:
         room = self._room_names.get(raw_room.casefold(), raw_room)
         if room not in member.rooms:
             raise ProtocolError(ErrorCode.NOT_JOINED, f"not in {raw_room[:40]!r}")
-        if len(text) > MAX_TOPIC_CHARS:
-            raise ProtocolError(
-                ErrorCode.TOO_LONG, f"a topic has at most {MAX_TOPIC_CHARS} characters"
-            )
+        self._check_topic(text)
         self._topics[room] = text
         self._publish(
             Topic(id=self._take_id(), ts=self._ts(), room=room, sender=member.name, text=text)
@@ -651,6 +670,12 @@ class Hub:
                 same = "is" if key.startswith("=") else "looks too much like one that is"
                 raise ProtocolError(ErrorCode.NAME_TAKEN, f"that name {same} taken ({holder.name})")
 
+    def _check_topic(self, text: str) -> None:
+        if len(text) > MAX_TOPIC_CHARS:
+            raise ProtocolError(
+                ErrorCode.TOO_LONG, f"a topic has at most {MAX_TOPIC_CHARS} characters"
+            )
+
     def _check_text(self, text: str) -> None:
         if len(text) > self.max_text_chars:
             raise ProtocolError(
@@ -804,7 +829,9 @@ class Hub:
         return self._ts_text
 
     def _publish(self, event: Event, also: tuple[Member, ...] = ()) -> None:
-        payload = encode(event)
+        self._publish_encoded(event, encode(event), also)
+
+    def _publish_encoded(self, event: Event, payload: bytes, also: tuple[Member, ...]) -> None:
         self._pending_events.append((event, payload, also))
         if event.room:
             history = self._history.get(event.room)

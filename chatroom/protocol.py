@@ -94,6 +94,10 @@ MAX_NONCE_CHARS = 64
 MAX_PASSWORD_FIELD_CHARS = 1024
 
 
+# A session token is 24 url-safe characters; anything much longer is not one.
+MAX_SESSION_CHARS = 64
+
+
 class LeaveReason(StrEnum):
     """Why a member left, spelled as on the wire."""
 
@@ -129,6 +133,8 @@ class Hello(_Frame):
     lazy_members: bool = False
     # Extension: the password of the name's account, when the name is registered.
     account_password: str | None = _wire(default=None, max_chars=MAX_PASSWORD_FIELD_CHARS)
+    # Extension: welcome.session of the connection this one replaces (cluster mode).
+    session: str | None = _wire(default=None, max_chars=MAX_SESSION_CHARS)
 
 
 @_frame("say")
@@ -452,6 +458,9 @@ class Welcome(_Frame):
     # Extension: which of ``members`` are the room's ops and voiced members.
     ops: tuple[str, ...] = ()
     voices: tuple[str, ...] = ()
+    # Extension, in cluster mode: a secret to send as hello.session when reconnecting,
+    # on any node, to take over this session's name before its old node notices.
+    session: str | None = None
 
 
 @_frame("members")

@@ -48,6 +48,7 @@ from chatroom.transports.http import StaticFiles
 from chatroom.transports.ndjson import READ_CHUNK_BYTES, NdjsonConnection, StreamOutbox
 
 if TYPE_CHECKING:
+    from chatroom.cluster.engine import Engine
     from chatroom.metrics import Ops
 
 __all__ = [
@@ -114,6 +115,11 @@ class ServerConfig(SessionLimits):
     irc_server_name: str | None = None
     # Accounts, roles and moderation; None: names are first come, first served.
     accounts: AccountStore | None = None
+    # Cluster mode: redis://HOST:PORT/DB shared by every node (None: a single server),
+    # this node's id among them, and its lease's life in seconds.
+    cluster_url: str | None = None
+    node_id: str = "node"
+    cluster_lease_s: float = 5.0
 
 
 class ChatServer:
@@ -127,6 +133,9 @@ class ChatServer:
 
     def __init__(self, config: ServerConfig | None = None, hub: Hub | None = None) -> None:
         self.config = config = config or ServerConfig()
+        self.engine: Engine | None = None
+        if hub is None and config.cluster_url is not None:
+            hub = self._cluster_hub(config)
         self.hub = hub or Hub(
             server_name=f"chatroom/{__version__}",
             sinks=config.sinks,
@@ -155,6 +164,27 @@ class ChatServer:
             from chatroom.metrics import Ops
 
             self.ops = Ops(self, config.metrics_allow)
+
+    def _cluster_hub(self, config: ServerConfig) -> Hub:
+        # Imported here: a single server never loads redis.
+        from chatroom.cluster.engine import Engine
+        from chatroom.cluster.hub import ClusterHub
+
+        hub = ClusterHub(
+            node_id=config.node_id,
+            server_name=f"chatroom/{__version__}",
+            sinks=config.sinks,
+            history_events=config.history_events,
+            max_text_chars=config.max_text_chars,
+            store=config.history_store,
+            first_id=config.first_event_id,
+            lazy_members_above=config.lazy_members_above,
+        )
+        assert config.cluster_url is not None
+        self.engine = Engine(
+            config.cluster_url, config.node_id, hub, lease_s=config.cluster_lease_s
+        )
+        return hub
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -202,8 +232,11 @@ class ChatServer:
         return self._closed.is_set()
 
     async def start(self) -> None:
-        """Bind and listen. Raises ``OSError`` when the address is taken or invalid."""
+        """Bind and listen. Raises ``OSError`` when the address is taken or invalid, and
+        in cluster mode ``ClusterUnavailable`` when Redis cannot be reached."""
         load_look_alikes()
+        if self.engine is not None:
+            await self.engine.start()
         host: str | None = self.config.host
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
@@ -284,6 +317,9 @@ class ChatServer:
             self._server.close()
         if self._irc_server is not None:
             self._irc_server.close()
+        if self.engine is not None:
+            # The members' leaves go through the cluster, so the other nodes hear of them.
+            await self.engine.stop()
         self.hub.shutdown()
         for conn in list(self._connections):
             conn.shutdown()

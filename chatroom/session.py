@@ -491,12 +491,24 @@ class Session:
             wire=self._link.wire,
             account=account,
             roles=authority.roles_of(account) if authority is not None else (),
+            session=hello.session,
+            refused=self._join_refused,
         )
         if authority is not None:
             authority.joined(self.member, account, address)
         self.ping_sent_at = None
         self.deadline = now + self._limits.ping_interval_s
         self._log_member("joined")
+
+    def _join_refused(self, exc: ProtocolError) -> None:
+        """A hub that decides later (a cluster node's) turned the hello down: the hello
+        may be tried again, or, when the node cannot serve, elsewhere."""
+        self.member = None
+        if self.closing:
+            return
+        self.error(exc.code, exc.detail)
+        if exc.code is ErrorCode.UNAVAILABLE:
+            self.drop(LeaveReason.SHUTDOWN)
 
     def _join_room(
         self, member: Member, room: str, resume_after: int | None, key: str | None
