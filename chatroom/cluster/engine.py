@@ -24,6 +24,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -183,20 +184,21 @@ class Engine:
     async def _backfill(self, through: str) -> None:
         """Give the history store the stream's events it lacks, up to the snapshot: a
         node that was down, or is new, resumes its members without holes."""
-        store = self.hub._store
-        if store is None:
+        have = self.hub.stored_through()
+        if have is None:
             return
-        have = store.last_id()
         start = "-"
         while True:
-            entries = await self._redis.xrange(STREAM_KEY, start, through, count=READ_COUNT)
+            entries = _entries(
+                await self._redis.xrange(STREAM_KEY, start, through, count=READ_COUNT)
+            )
             for _, fields in entries:
                 event_id = int(fields[b"id"])
                 if event_id > have and fields[b"event"]:
                     self.hub.apply(event_id, fields[b"event"], {"op": "history"})
             if len(entries) < READ_COUNT:
                 break
-            start = "(" + entries[-1][0].decode()
+            start = "(" + entries[-1][0]
         self.hub.flush()
 
     def safe_url(self) -> str:
@@ -222,7 +224,7 @@ class Engine:
         asyncio.get_running_loop().create_task(self._send(batch))
 
     async def _send(self, batch: list[tuple[Proposal, Callable[[dict[str, Any]], None]]]) -> None:
-        args = [
+        args: list[str | int] = [
             self.node_id,
             self.token,
             self.epoch,
@@ -261,14 +263,14 @@ class Engine:
     async def _read(self) -> None:
         while True:
             generation = self._generation
-            reply = await self._redis.xread(
+            reply: Any = await self._redis.xread(
                 {STREAM_KEY: self._last_entry}, block=READ_BLOCK_MS, count=READ_COUNT
             )
             if not reply or generation != self._generation:
                 continue
-            for _, entries in reply:
-                for entry_id, fields in entries:
-                    self._last_entry = entry_id.decode()
+            for _, raw in reply:
+                for entry_id, fields in _entries(raw):
+                    self._last_entry = entry_id
                     try:
                         self.hub.apply(
                             int(fields[b"id"]),
@@ -337,6 +339,9 @@ class Engine:
 
 
 def format_ts_now() -> str:
-    from datetime import UTC, datetime
-
     return format_ts(datetime.now(UTC))
+
+
+def _entries(raw: Any) -> list[tuple[str, dict[bytes, bytes]]]:
+    """Stream entries as redis-py returns them (bytes, no decoding), typed."""
+    return [(entry_id.decode(), fields) for entry_id, fields in raw or ()]

@@ -309,6 +309,10 @@ class ClusterHub(Hub):
     def local_count(self) -> int:
         return len(self._local)
 
+    def stored_through(self) -> int | None:
+        """The newest id in the history store (None: no store)."""
+        return self._store.last_id() if self._store is not None else None
+
     def advance(self, last_id: int) -> None:
         """Ids up to ``last_id`` are handed out (the snapshot says so)."""
         self._next_id = max(self._next_id, last_id + 1)
