@@ -231,6 +231,7 @@ class Engine:
             format_ts_now(),
             STREAM_MAXLEN,
             json.dumps([proposal for proposal, _ in batch]),
+            self.hub.last_id,
         ]
         try:
             results = json.loads(await self._apply_script(args=args))

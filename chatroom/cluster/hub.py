@@ -373,6 +373,10 @@ class ClusterHub(Hub):
             if code == "gone":
                 return  # the session ended meanwhile; its connection is closing
             self._reply_error(member, code, _error_text(code, result))
+            if code == ErrorCode.UNAVAILABLE.value:
+                # Whether Redis took it is unknown: the client reconnects (here or
+                # elsewhere), sees in the replay whether it landed, and resends if not.
+                member.outbox.close(LeaveReason.SHUTDOWN)
         elif "dup" in result and isinstance(event, Message | Dm):
             again = dataclasses.replace(event, id=int(result["dup"]))
             self._send_reply_now(member, again, encode(again))

@@ -32,8 +32,10 @@ _COMMON = r"""
 local P = 'chatroom:'
 local MAXLEN = tonumber(ARGV[5])
 
+-- Ids pass through Lua as doubles: exact up to 2^53, but printed as 1.7e+15 unless
+-- formatted, and cjson would round them; they leave as strings.
 local function append(event, node, meta)
-  local id = redis.call('INCR', P .. 'next_id')
+  local id = string.format('%.0f', redis.call('INCR', P .. 'next_id'))
   local body = event[1] .. id .. event[2]
   redis.call('XADD', P .. 'events', 'MAXLEN', '~', MAXLEN, '*',
              'id', id, 'event', body, 'node', node, 'meta', meta)
@@ -75,7 +77,8 @@ local function end_session(cid, reason, ts, node)
 end
 """
 
-# ARGV: node, token, epoch, ts, maxlen, then a JSON list of operations. Returns a JSON
+# ARGV: node, token, epoch, ts, maxlen, a JSON list of operations, the last id the node
+# applied. Returns a JSON
 # list of results in the same order: {"id": N} (the first id it got), {"err": CODE,
 # "detail": TEXT}, or {"dup": N} for a nonce seen before.
 APPLY = (
@@ -89,6 +92,12 @@ if redis.call('GET', P .. 'lease:' .. node) ~= token then
   return cjson.encode({fatal = 'lease'})
 end
 local inc = node .. '/' .. token
+-- A Redis that lost its last writes (an AOF synced once a second, say) would hand out
+-- ids that members already hold: the counter never goes below what a node has applied.
+local applied = tonumber(ARGV[7])
+if tonumber(redis.call('GET', P .. 'next_id') or '0') < applied then
+  redis.call('SET', P .. 'next_id', ARGV[7])
+end
 local results = {}
 
 local function session(cid)
@@ -174,7 +183,7 @@ for _, op in ipairs(cjson.decode(ARGV[6])) do
       local nonce_key = P .. 'nonce:' .. scope .. ':' .. op.nonce
       local seen = redis.call('GET', nonce_key)
       if seen then
-        result = {dup = tonumber(seen)}
+        result = {dup = seen}
         ok = false
       else
         local id = append(op.event, node, op.meta)
@@ -218,7 +227,7 @@ for _, op in ipairs(cjson.decode(ARGV[6])) do
     end
   elseif kind == 'leave' then
     end_session(cid, op.reason, ts, node)
-    result = {id = 0}
+    result = {id = '0'}
   else
     result = {err = 'bad_request', detail = 'unknown operation'}
   end
@@ -237,9 +246,11 @@ local current = redis.call('GET', P .. 'epoch')
 if not current then
   current = epoch
   redis.call('SET', P .. 'epoch', epoch)
-  redis.call('SET', P .. 'floor', floor)
+  redis.call('SET', P .. 'floor', ARGV[5])
   local next_id = tonumber(redis.call('GET', P .. 'next_id') or '0')
-  if next_id < floor - 1 then redis.call('SET', P .. 'next_id', floor - 1) end
+  if next_id < floor - 1 then
+    redis.call('SET', P .. 'next_id', string.format('%.0f', floor - 1))
+  end
 end
 local holder = redis.call('GET', P .. 'lease:' .. node)
 if holder and holder ~= token then return {current, 'busy'} end
@@ -291,8 +302,8 @@ local P = 'chatroom:'
 local last = redis.call('XREVRANGE', P .. 'events', '+', '-', 'COUNT', 1)
 local out = {last = '0-0', sessions = {}, topics = {},
              epoch = redis.call('GET', P .. 'epoch') or '',
-             next_id = tonumber(redis.call('GET', P .. 'next_id') or '0'),
-             floor = tonumber(redis.call('GET', P .. 'floor') or '0')}
+             next_id = redis.call('GET', P .. 'next_id') or '0',
+             floor = redis.call('GET', P .. 'floor') or '0'}
 if #last > 0 then out.last = last[1][1] end
 for _, inc in ipairs(redis.call('HKEYS', P .. 'nodes')) do
   for _, cid in ipairs(redis.call('SMEMBERS', P .. 'inc:' .. inc)) do
