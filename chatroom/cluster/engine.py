@@ -87,6 +87,7 @@ class Engine:
         self._last_entry = "0-0"
         self._queue: list[tuple[Proposal, Callable[[dict[str, Any]], None]]] = []
         self._send_scheduled = False
+        self._in_flight: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._renewed_at = 0.0
         self._stopping = False
@@ -195,6 +196,11 @@ class Engine:
             for _, fields in entries:
                 event_id = int(fields[b"id"])
                 if event_id > have and fields[b"event"]:
+                    if event_id > have + 1 and have >= self.hub.epoch_floor:
+                        # Ids within an epoch follow each other: the stream was trimmed
+                        # past what this store holds, so resumes from before have a gap.
+                        self.hub.epoch_floor = event_id
+                    have = event_id
                     self.hub.apply(event_id, fields[b"event"], {"op": "history"})
             if len(entries) < READ_COUNT:
                 break
@@ -210,18 +216,26 @@ class Engine:
 
     def propose(self, proposal: Proposal, done: Callable[[dict[str, Any]], None]) -> None:
         """Queue ``proposal``; ``done`` gets its outcome. Everything proposed in one loop
-        iteration goes in one script call."""
+        iteration, or while the previous call was on its way, goes in one script call."""
         self._queue.append((proposal, done))
-        if not self._send_scheduled:
+        if not self._send_scheduled and self._in_flight is None:
             self._send_scheduled = True
             asyncio.get_running_loop().call_soon(self._send_now)
 
     def _send_now(self) -> None:
         self._send_scheduled = False
-        if not self._queue:
+        if not self._queue or self._in_flight is not None:
             return
         batch, self._queue = self._queue, []
-        asyncio.get_running_loop().create_task(self._send(batch))
+        # One call at a time: two on two connections could run in either order, and a
+        # member's messages must keep the order it sent them in.
+        self._in_flight = asyncio.get_running_loop().create_task(self._send(batch))
+        self._in_flight.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._in_flight = None
+        if self._queue:
+            self._send_now()
 
     async def _send(self, batch: list[tuple[Proposal, Callable[[dict[str, Any]], None]]]) -> None:
         args: list[str | int] = [

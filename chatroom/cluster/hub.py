@@ -371,7 +371,11 @@ class ClusterHub(Hub):
         if "err" in result:
             code = result["err"]
             if code == "gone":
-                return  # the session ended meanwhile; its connection is closing
+                if self._cid_of.get(member) in self._by_cid:
+                    # Redis no longer has the session this node still serves (it lost
+                    # its last writes): a reconnect makes it anew.
+                    member.outbox.close(LeaveReason.SHUTDOWN)
+                return  # otherwise it ended meanwhile and its connection is closing
             self._reply_error(member, code, _error_text(code, result))
             if code == ErrorCode.UNAVAILABLE.value:
                 # Whether Redis took it is unknown: the client reconnects (here or
