@@ -1389,3 +1389,13 @@ async def test_after_a_failed_round_the_app_backs_off_and_starts_over(
             assert app.port == first_port
         finally:
             await again.close()
+
+
+def test_an_address_list_reaches_the_app_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """chatroom-tui A,B,C starts the app with A first, then B and C, in that order."""
+    from chatroom.tui_client import main
+
+    started: list[list[tuple[str, int]]] = []
+    monkeypatch.setattr(ChatApp, "run", lambda self, *a, **k: started.append(self.addresses))
+    assert main(["host2:6000,[::1]:5001,:5002", "--name", "alice"]) == 0
+    assert started == [[("host2", 6000), ("::1", 5001), ("localhost", 5002)]]
