@@ -31,6 +31,10 @@ class FakeSocket {
     this.readyState = 3;
     this.onclose?.({ code: 1006, reason });
   }
+  /** What a connection the page's policy blocks does: an error, and never a close. */
+  block() {
+    this.onerror?.();
+  }
 }
 
 class FakeClock {
@@ -274,6 +278,19 @@ test("several servers: the first that answers is used, in order, with no wait be
   assert.deepEqual(states(seen), ["connecting", "connecting", "connecting", "connected"]);
   const connected = seen.filter((c) => c.type === "connection").at(-1);
   assert.equal(connected.server, "node3:5000");
+});
+
+test("several servers: a server the page may not reach (only an error, no close) is passed over", () => {
+  const { client, seen, sockets, last } = setup({ urls: NODES });
+  client.join("alice");
+  last().block();
+  assert.equal(sockets[0].readyState, 3, "given up on");
+  assert.equal(last().url, NODES[1]);
+  last().open();
+  last().deliver(welcomeFrame());
+  assert.equal(states(seen).at(-1), "connected");
+  last().block(); // an error on an open socket: its close says why, so it is awaited
+  assert.equal(states(seen).at(-1), "connected");
 });
 
 test("several servers: a loss moves on to the next at once, resuming exactly there", () => {

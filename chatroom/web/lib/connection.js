@@ -128,7 +128,12 @@ export class Connection {
     socket.onclose = (close) => {
       if (socket === this.socket) this._closed(socket, closeReason(close, this.welcomed));
     };
-    socket.onerror = () => {}; // a close always follows, with what there is to say
+    socket.onerror = () => {
+      // Once open, a close follows with what there is to say. Before that, a connection
+      // the page's Content-Security-Policy blocks (a server not of this cluster) only
+      // ever reports this error, and no close would come to move on to the next server.
+      if (socket === this.socket && socket.readyState !== 1) this._drop(closeReason(null, false));
+    };
   }
 
   /** Send hello on the open socket (again after name_taken), or connect to send it. */
