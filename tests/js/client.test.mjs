@@ -289,8 +289,11 @@ test("several servers: a server the page may not reach (only an error, no close)
   last().open();
   last().deliver(welcomeFrame());
   assert.equal(states(seen).at(-1), "connected");
-  last().block(); // an error on an open socket: its close says why, so it is awaited
+  last().readyState = 3; // a failing open socket is closed by the time of its error
+  last().block(); // and its close says why, so it is awaited
   assert.equal(states(seen).at(-1), "connected");
+  last().drop();
+  assert.ok(client.store.lobby.entries.some((e) => e.notice?.startsWith("Disconnected: the connection was lost")));
 });
 
 test("several servers: a loss moves on to the next at once, resuming exactly there", () => {

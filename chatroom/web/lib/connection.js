@@ -2,9 +2,9 @@
 // loss back off and connect again. Given several servers (nodes of one cluster) it tries
 // them in order and after a loss goes straight on to the next; the backoff waits only
 // once every server failed in a round. Event ids are the cluster's, so the resume
-// position the hello carries is right on any node. What the frames mean is the store's business; what the
-// page shows is the view's. Timers and the socket come in from outside, so tests can
-// drive it without a browser.
+// position the hello carries is right on any node. What the frames mean is the store's
+// business; what the page shows is the view's. Timers and the socket come in from
+// outside, so tests can drive it without a browser.
 
 import { encode, pong, ping, serverOf, splitFrames } from "./protocol.js";
 
@@ -114,7 +114,9 @@ export class Connection {
       return;
     }
     this.socket = socket;
+    let opened = false;
     socket.onopen = () => {
+      opened = true;
       if (socket !== this.socket) return;
       this.lastHeard = Date.now();
       this.sendHello();
@@ -132,7 +134,7 @@ export class Connection {
       // Once open, a close follows with what there is to say. Before that, a connection
       // the page's Content-Security-Policy blocks (a server not of this cluster) only
       // ever reports this error, and no close would come to move on to the next server.
-      if (socket === this.socket && socket.readyState !== 1) this._drop(closeReason(null, false));
+      if (socket === this.socket && !opened) this._drop(closeReason(null, false));
     };
   }
 
@@ -240,7 +242,7 @@ export class Connection {
     this.welcomed = false;
     this.clock.clearTimeout(this.joinTimer);
     this.clock.clearInterval(this.watchTimer);
-    if (socket) socket.onopen = socket.onmessage = socket.onclose = null;
+    if (socket) socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null;
     const refusal = this.refusal;
     const why = refusal ? refusal.message : reason;
     const needsUser = refusal !== null && NEEDS_USER.has(refusal.code);
