@@ -18,7 +18,7 @@ export const REQUEST_TIMEOUT_S = 10;
 export class ChatClient {
   /**
    * `render(changes)`: called with every batch of store changes and connection states
-   * ({type: "connection", phase, retryAt, reason}, {type: "refused", code, message}).
+   * ({type: "connection", phase, retryAt, reason, server}, {type: "refused", code, message}).
    * `url` (or `urls`), `makeSocket`, `clock`: as Connection takes them.
    */
   constructor({ url, urls, render, makeSocket, clock = globalThis, store = new Store() }) {
