@@ -3,7 +3,9 @@
 Made for scripts and bots (``printf 'a\\nb\\n' | chatroom-tui host:5000 --name bot --plain``):
 one message is in flight at a time, a ``rate_limited`` answer is retried after a short
 pause, and at the end of input it waits until the server echoed every line back (its
-acknowledgement) before saying ``bye``. Every untrusted string is printed through
+acknowledgement) before saying ``bye``. It does not reconnect: given several servers
+of a cluster it joins the first that answers, in order, and stops when that one goes.
+Every untrusted string is printed through
 :func:`~chatroom.text.inert`, so nothing a stranger sends can drive the terminal.
 """
 
@@ -17,11 +19,12 @@ import signal
 import ssl
 import sys
 import threading
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from datetime import datetime
 from typing import BinaryIO, TextIO
 
 from chatroom import protocol
+from chatroom.address import format_address
 from chatroom.client import ClientConnection, ConnectError, ConnectionClosed, ServerError
 from chatroom.framing import ErrorCode
 from chatroom.text import inert
@@ -215,6 +218,37 @@ class _Session:
             await asyncio.gather(reader, sender, return_exceptions=True)
 
 
+async def _join(
+    host: str, port: int, name: str, password: str | None, ssl_context: ssl.SSLContext | None
+) -> tuple[ClientConnection, protocol.Welcome] | str:
+    """Connect and say hello: the joined connection, or why this server would not do.
+
+    Raises:
+        ServerError: the server refused us (a name, a password): another server of the
+            cluster would refuse the same.
+    """
+    try:
+        conn = await ClientConnection.connect(host, port, ssl_context=ssl_context)
+    except ConnectError as exc:
+        return f"cannot connect: {exc}"
+    try:
+        async with asyncio.timeout(JOIN_TIMEOUT_S):
+            # The account's password from the environment only: ps shows arguments.
+            welcome = await conn.hello(
+                name, password, account_password=os.environ.get("CHATROOM_ACCOUNT_PASSWORD")
+            )
+    except ConnectionClosed as exc:
+        await conn.close()
+        return str(exc)
+    except TimeoutError:
+        await conn.close()
+        return f"no welcome from {format_address(host, port)} within {JOIN_TIMEOUT_S:g} s"
+    except BaseException:
+        await conn.close()
+        raise
+    return conn, welcome
+
+
 async def run_plain(
     host: str,
     port: int,
@@ -225,36 +259,38 @@ async def run_plain(
     ssl_context: ssl.SSLContext | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    more_addresses: Sequence[tuple[str, int]] = (),
 ) -> int:
     """Join as ``name``, say each of ``lines``, print events; the exit status.
 
+    ``more_addresses`` are other servers of the same cluster, tried in order when
+    ``host:port`` cannot be reached or lets the connection go before welcoming us.
+
     Returns:
-        0 when every line was acknowledged and the input ended; 1 when the server could
-        not be reached, refused us, went away, or a line was not delivered.
+        0 when every line was acknowledged and the input ended; 1 when no server could
+        be reached, one refused us, went away, or a line was not delivered.
     """
     out = out or sys.stdout
     err = err or sys.stderr
-    try:
-        conn = await ClientConnection.connect(host, port, ssl_context=ssl_context)
-    except ConnectError as exc:
-        err.write(f"{_PROG}: cannot connect: {exc}\n")
-        return EXIT_FAILED
-    try:
+    addresses = list(dict.fromkeys([(host, port), *more_addresses]))
+    joined = None
+    for number, (server_host, server_port) in enumerate(addresses, 1):
         try:
-            async with asyncio.timeout(JOIN_TIMEOUT_S):
-                # The account's password from the environment only: ps shows arguments.
-                welcome = await conn.hello(
-                    name, password, account_password=os.environ.get("CHATROOM_ACCOUNT_PASSWORD")
-                )
+            joined = await _join(server_host, server_port, name, password, ssl_context)
         except ServerError as exc:
             err.write(f"{_PROG}: {_explain_refusal(exc)}\n")
             return EXIT_FAILED
-        except ConnectionClosed as exc:
-            err.write(f"{_PROG}: {exc}\n")
-            return EXIT_FAILED
-        except TimeoutError:
-            err.write(f"{_PROG}: no welcome from the server within {JOIN_TIMEOUT_S:g} s\n")
-            return EXIT_FAILED
+        if not isinstance(joined, str):
+            break
+        if number < len(addresses):
+            # stderr, where scripts expect the reasons; one line per server given up on.
+            joined += f"; trying {format_address(*addresses[number])}…"
+        err.write(f"{_PROG}: {inert(joined)}\n")
+        err.flush()
+    if joined is None or isinstance(joined, str):
+        return EXIT_FAILED
+    conn, welcome = joined
+    try:
         session = _Session(conn, welcome.name, out, err)
         for event in welcome.history:
             session.say_line(format_event(event))
@@ -289,7 +325,12 @@ async def stdin_lines(stream: BinaryIO) -> AsyncIterator[str]:
 
 
 async def _main(
-    host: str, port: int, name: str, password: str | None, ssl_context: ssl.SSLContext | None
+    host: str,
+    port: int,
+    name: str,
+    password: str | None,
+    ssl_context: ssl.SSLContext | None,
+    more_addresses: Sequence[tuple[str, int]],
 ) -> int:
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
@@ -304,6 +345,7 @@ async def _main(
         lines=stdin_lines(sys.stdin.buffer),
         password=password,
         ssl_context=ssl_context,
+        more_addresses=more_addresses,
     )
 
 
@@ -313,14 +355,19 @@ def main_plain(
     name: str,
     password: str | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    more_addresses: Sequence[tuple[str, int]] = (),
 ) -> int:
-    """Run the line mode on stdin/stdout until input ends; the process exit status."""
+    """Run the line mode on stdin/stdout until input ends; the process exit status.
+
+    ``more_addresses``: other servers of the cluster, tried in order if ``host:port``
+    does not answer.
+    """
     # Terminals that cannot show a character get a replacement, never a traceback.
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(AttributeError, ValueError):
             stream.reconfigure(errors="replace")  # type: ignore[union-attr]
     try:
-        return asyncio.run(_main(host, port, name, password, ssl_context))
+        return asyncio.run(_main(host, port, name, password, ssl_context, more_addresses))
     except (KeyboardInterrupt, asyncio.CancelledError):
         return EXIT_INTERRUPTED
     except BrokenPipeError:

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from chatroom import __version__
-from chatroom.address import DEFAULT_PORT, AddressError, parse_address
+from chatroom.address import DEFAULT_PORT, AddressError, format_address, parse_address_list
 
 __all__ = ["main"]
 
@@ -24,8 +24,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "address",
-        metavar="HOST:PORT",
-        help=f"the server (port {DEFAULT_PORT} if left out; IPv6 as [::1]:5000)",
+        metavar="HOST:PORT[,HOST:PORT...]",
+        help=f"the server (port {DEFAULT_PORT} if left out; IPv6 as [::1]:5000); "
+        "several servers of one cluster, comma-separated, are tried in that order, "
+        "and the next one is used when one goes away",
     )
     parser.add_argument("--name", help="the name to join as (asked for when left out)")
     parser.add_argument(
@@ -83,12 +85,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse the options and run the app (or the line mode); the process exit status."""
     args = _parser().parse_args(argv)
     try:
-        host, port = parse_address(args.address, default_port=DEFAULT_PORT)
+        parsed = parse_address_list(args.address, default_port=DEFAULT_PORT)
     except AddressError as exc:
         return _fail(str(exc))
-    if port == 0:
-        return _fail(f"{args.address!r}: the port must be a number from 1 to 65535")
-    host = host or "localhost"
+    addresses = [(host or "localhost", port) for host, port in parsed]
+    for host, port in addresses:
+        if port == 0:
+            where = format_address(host, port)
+            return _fail(f"{where!r}: the port must be a number from 1 to 65535")
+    (host, port), *more_addresses = addresses
     name = args.name
     if name is not None:
         name = name.strip()
@@ -106,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from chatroom.plain import main_plain
 
         assert name is not None
-        return main_plain(host, port, name, password or None, ssl_context)
+        return main_plain(host, port, name, password or None, ssl_context, more_addresses)
 
     from chatroom.tui import ChatApp
 
@@ -117,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         password=password or None,
         ssl_context=ssl_context,
         bell=not args.no_bell,
+        more_addresses=more_addresses,
     )
     app.run()
     return app.return_code or 0

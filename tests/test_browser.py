@@ -509,3 +509,57 @@ async def test_a_registered_name_logs_in_and_roles_show_beside_names(
     ).to_be_visible()
     await say(page, "/kick bob <b>enough</b>")
     await shows(bob, "bob was kicked by alice: <b>enough</b>")
+
+
+def _free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def test_servers_parameter_moves_past_dead_and_foreign_nodes(
+    browser: Any, start_server: StartServer
+) -> None:
+    """?servers=FOREIGN,DEAD,NODE2 on node 1's page: a server node 1 does not count in
+    its cluster (no --allow-origin) is out of the page's reach and passed over, so is
+    one that refuses; node 2 (which lets node 1's pages in, as node 1 lets node 2's)
+    is joined, the status names it, and a message reaches node 2's room."""
+    first = await start_server(flood_rate=0)
+    second = await start_server(flood_rate=0)
+    foreign = await start_server(flood_rate=0)
+    dead = _free_port()
+    first.server.config.allow_origins.extend(
+        [f"http://127.0.0.1:{second.port}", f"http://127.0.0.1:{dead}"]
+    )
+    second.server.config.allow_origins.append(f"http://127.0.0.1:{first.port}")
+    bob = await second.client("bob")
+    page = await new_page(browser)
+    blocked: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def on_console(message: Any) -> None:
+        if "Content Security Policy" in message.text and not blocked.done():
+            blocked.set_result(message.text)
+
+    page.on("console", on_console)
+    servers = f"127.0.0.1:{foreign.port},127.0.0.1:{dead},127.0.0.1:{second.port}"
+    await page.goto(f"{_url(first.host, first.port)}?servers={servers}")
+    await submit_name(page, "alice")
+    status = page.get_by_role("status", name="Connection")
+    await playwright_api.expect(status).to_have_text(
+        f"Connected to 127.0.0.1:{second.port}", timeout=MS
+    )
+    async with asyncio.timeout(TIMEOUT_S):
+        assert f"127.0.0.1:{foreign.port}" in await blocked
+    assert foreign.server.connection_count == 0
+    await say(page, "hello node 2")
+    async with asyncio.timeout(TIMEOUT_S):
+        while True:
+            frame = await bob.recv()
+            if isinstance(frame, Message) and frame.sender == "alice":
+                break
+    assert frame.text == "hello node 2"
+    await bob.close()

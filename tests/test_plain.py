@@ -253,6 +253,9 @@ async def test_command_prints_escape_sequences_inertly(chat_server: RunningServe
         (["[::1:5000", "--name", "x"], "missing ']'"),
         (["127.0.0.1:0", "--name", "x"], "the port must be a number"),
         (["127.0.0.1:5000", "--name", "  "], "--name must not be empty"),
+        (["127.0.0.1:5000,127.0.0.1:port", "--name", "x"], "'127.0.0.1:port': the port"),
+        (["127.0.0.1:5000,,[::1]:5000", "--name", "x"], "an empty address (address 2 of 3)"),
+        (["[::1]:5000,127.0.0.1:0", "--name", "x"], "'127.0.0.1:0': the port must be"),
     ],
 )
 def test_bad_arguments_are_one_line_and_status_2(
@@ -350,3 +353,82 @@ def test_moderation_reads_as_lines() -> None:
     )
     assert format_event(ban).endswith("--- root ban bob until 2026-01-01")
     assert "(server) -!- root ban bob until 2026-01-01" in format_event_line(ban)
+
+
+async def test_first_address_refused_the_second_is_joined(chat_server: RunningServer) -> None:
+    """DEAD,LIVE: one line says the first refused and which is tried next; the lines
+    reach the room through the second; the exit status is 0."""
+    dead = free_port()
+    bob = await chat_server.client("bob")
+    err = io.StringIO()
+    status = await run_plain(
+        "127.0.0.1",
+        dead,
+        "bot",
+        lines=lines_of(["via the second"]),
+        out=io.StringIO(),
+        err=err,
+        more_addresses=[("127.0.0.1", chat_server.port)],
+    )
+    assert status == 0, err.getvalue()
+    assert await received(bob, 1, "bot") == ["via the second"]
+    assert err.getvalue().splitlines() == [
+        f"chatroom-tui: cannot connect: nothing is listening at 127.0.0.1:{dead} "
+        f"(is the server running, and is the port right?); trying 127.0.0.1:{chat_server.port}…"
+    ]
+    await bob.close()
+
+
+async def test_no_address_answers_each_is_said_and_status_1() -> None:
+    """Every server refused: one line each, in the order given, and status 1."""
+    ports = [free_port(), free_port()]
+    err = io.StringIO()
+    status = await run_plain(
+        "127.0.0.1",
+        ports[0],
+        "bot",
+        lines=lines_of(["x"]),
+        out=io.StringIO(),
+        err=err,
+        more_addresses=[("127.0.0.1", ports[1])],
+    )
+    assert status == 1
+    lines = err.getvalue().splitlines()
+    assert len(lines) == 2
+    assert f"127.0.0.1:{ports[0]}" in lines[0] and f"trying 127.0.0.1:{ports[1]}" in lines[0]
+    assert f"127.0.0.1:{ports[1]}" in lines[1] and "trying" not in lines[1]
+
+
+async def test_a_refused_name_does_not_move_on(chat_server: RunningServer) -> None:
+    """A server that answers with a refusal speaks for the cluster: no other is tried."""
+    bob = await chat_server.client("bob")
+    err = io.StringIO()
+    status = await run_plain(
+        chat_server.host,
+        chat_server.port,
+        "BOB",
+        lines=lines_of(["x"]),
+        out=io.StringIO(),
+        err=err,
+        more_addresses=[("127.0.0.1", free_port())],
+    )
+    assert status == 1
+    assert "taken" in err.getvalue() and err.getvalue().count("\n") == 1
+    await bob.close()
+
+
+async def test_address_list_through_the_command(chat_server: RunningServer) -> None:
+    """`chatroom-tui DEAD,LIVE --plain` joins the live server and delivers the line."""
+    bob = await chat_server.client("bob")
+    status, stdout, stderr = await _run_command(
+        f"127.0.0.1:{free_port()},127.0.0.1:{chat_server.port}",
+        "--name",
+        "bot",
+        "--plain",
+        stdin=b"through the list\n",
+    )
+    assert status == 0, stderr.decode()
+    assert await received(bob, 1, "bot") == ["through the list"]
+    assert b"<bot> through the list" in stdout
+    assert f"trying 127.0.0.1:{chat_server.port}".encode() in stderr
+    await bob.close()

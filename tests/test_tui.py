@@ -1317,3 +1317,85 @@ async def test_a_big_room_shows_no_joins_and_says_the_list_is_a_snapshot(
         assert str(app.member_list.border_title) == "Members · 1"
         assert "as of " not in str(app.member_list.query_one("#member-names").render())
         assert not shown(app, "1 in #lobby")
+
+
+async def test_first_server_unreachable_the_next_is_tried_at_once(
+    chat_server: RunningServer,
+) -> None:
+    """chatroom-tui DEAD,LIVE: the dead server is said once, the live one is tried
+    without a backoff wait, the status line names it, and a message gets through."""
+    dead = free_port()
+    bob = await chat_server.client("bob")
+    app = ChatApp("127.0.0.1", dead, name="alice", more_addresses=[("127.0.0.1", chat_server.port)])
+    app.reconnect_initial_s = 60  # a backoff wait would outlast the test
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app), "joining the second server")
+        live = f"127.0.0.1:{chat_server.port}"
+        assert shown(app, f"nothing is listening at 127.0.0.1:{dead}")
+        assert shown(app, f"trying {live}…")
+        assert app.where == live and live in app.status.render().plain  # type: ignore[union-attr]
+        await type_line(pilot, "via the second")
+        said = await expect(bob, protocol.Message, where=lambda m: m.sender == "alice")
+        assert said.text == "via the second"
+        await until(pilot, lambda: not app.outbox, "the acknowledgement")
+    await bob.close()
+
+
+async def test_a_lost_server_moves_the_app_to_the_next_at_once(
+    start_server: StartServer,
+) -> None:
+    """With two servers up the first is used; when it goes away the app says where it
+    goes, joins the second at once (no backoff), and what is typed gets through there."""
+    first = await start_server(flood_rate=0)
+    second = await start_server(flood_rate=0)
+    bob = await second.client("bob")
+    app = ChatApp(first.host, first.port, name="alice", more_addresses=[(second.host, second.port)])
+    app.reconnect_initial_s = 60
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app), "joining")
+        assert app.where == f"127.0.0.1:{first.port}"
+        await first.server.close()
+        await until(pilot, lambda: connected(app) and app.port == second.port, "the move")
+        assert shown(app, "disconnected: ")
+        assert shown(app, f"trying 127.0.0.1:{second.port}…")
+        assert app.status.retry_at is None
+        await expect(bob, protocol.Join, where=lambda j: j.name == "alice")
+        await type_line(pilot, "on the second server")
+        said = await expect(bob, protocol.Message, where=lambda m: m.sender == "alice")
+        assert said.text == "on the second server"
+    await bob.close()
+
+
+async def test_after_a_failed_round_the_app_backs_off_and_starts_over(
+    start_server: StartServer,
+) -> None:
+    """Nothing answers at either address: each is tried once, then the backoff wait,
+    and the next round starts with the first (preferred) server again."""
+    first_port, second_port = free_port(), free_port()
+    app = ChatApp(
+        "127.0.0.1", first_port, name="alice", more_addresses=[("127.0.0.1", second_port)]
+    )
+    app.reconnect_initial_s = 60
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.status.retry_at is not None, "the backoff wait")
+        assert shown(app, f"nothing is listening at 127.0.0.1:{first_port}")
+        assert shown(app, f"nothing is listening at 127.0.0.1:{second_port}")
+        assert app.connector.index == 0
+        again = ChatServer(ServerConfig(host="127.0.0.1", port=first_port, flood_rate=0))
+        await again.start()
+        try:
+            await pilot.press("ctrl+r")
+            await until(pilot, lambda: connected(app), "the next round")
+            assert app.port == first_port
+        finally:
+            await again.close()
+
+
+def test_an_address_list_reaches_the_app_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """chatroom-tui A,B,C starts the app with A first, then B and C, in that order."""
+    from chatroom.tui_client import main
+
+    started: list[list[tuple[str, int]]] = []
+    monkeypatch.setattr(ChatApp, "run", lambda self, *a, **k: started.append(self.addresses))
+    assert main(["host2:6000,[::1]:5001,:5002", "--name", "alice"]) == 0
+    assert started == [[("host2", 6000), ("::1", 5001), ("localhost", 5002)]]

@@ -21,7 +21,11 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Frame, Opcode
 
 from chatroom.protocol import Join, Leave, Message
-from chatroom.transports.http import CONTENT_SECURITY_POLICY, StaticFiles
+from chatroom.transports.http import (
+    CONTENT_SECURITY_POLICY,
+    StaticFiles,
+    content_security_policy,
+)
 
 
 def _url(running: RunningServer) -> str:
@@ -326,6 +330,34 @@ async def test_no_traversal_no_listing_no_other_files(
     status, headers, body = await _http(chat_server, request)
     assert status == 404 and b"outside" not in body and b"secret" not in body
     assert headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+
+
+async def test_the_page_may_connect_only_to_the_clusters_other_nodes(
+    start_server: StartServer, web_root: Path
+) -> None:
+    """With --allow-origin naming the other nodes, the page may open their WebSocket
+    (?servers= moves there), in the page's scheme, and no other host's."""
+    running = await start_server(
+        allow_origins=["http://node2.lan:5000", "https://Node3.example/", "http://x; script-src *"]
+    )
+    running.server.static_files = StaticFiles(web_root)
+    status, headers, _ = await _http(running, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 200
+    policy = headers["content-security-policy"]
+    directives = {d.split()[0]: d.split()[1:] for d in policy.split("; ")}
+    assert directives["connect-src"] == ["'self'", "ws://node2.lan:5000", "wss://node3.example"]
+    assert directives["script-src"] == ["'self'"]
+    assert policy == content_security_policy(running.server.config.allow_origins)
+
+
+def test_the_policy_without_other_nodes_is_the_strict_one() -> None:
+    """No --allow-origin: connections to this host only, as before clusters."""
+    assert content_security_policy() == CONTENT_SECURITY_POLICY
+    assert "connect-src 'self';" in CONTENT_SECURITY_POLICY
+    assert content_security_policy(["[::1]:5000", "ftp://a.b", "http://a b"]) == (
+        CONTENT_SECURITY_POLICY
+    )
+    assert "connect-src 'self' ws://[::1]:5000;" in content_security_policy(["http://[::1]:5000"])
 
 
 async def test_other_methods_are_refused(chat_server: RunningServer, web_root: Path) -> None:

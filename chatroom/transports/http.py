@@ -4,7 +4,8 @@ package's own files.
 Only files that ship in ``chatroom/web/`` are served, by exact name: no directory
 listings, no paths outside it, no file types beyond a short list. Every response
 carries a strict Content-Security-Policy, so even a mistake in the app cannot run a
-script or load anything from another host.
+script, load anything from another host, or connect anywhere but this server and the
+other nodes of its cluster.
 """
 
 from __future__ import annotations
@@ -23,21 +24,47 @@ __all__ = [
     "WEBSOCKET_PATH",
     "WEB_ROOT",
     "StaticFiles",
+    "content_security_policy",
     "origin_allowed",
     "text_response",
 ]
 
 WEBSOCKET_PATH = "/ws"
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
-# Scripts, styles and connections from this host only (connect-src 'self' covers ws:
-# and wss: to it), nothing inline, nothing framed, no plugins, no form posts anywhere.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-    "form-action 'none'"
-)
-_SECURITY_HEADERS = (
-    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+# An origin as --allow-origin names another node's pages: a scheme, a host of letters,
+# digits, dots and hyphens (or IPv6 in brackets), a port. Only this form may become a
+# connect-src source, so no configured text can end the directive or add another.
+_PEER_ORIGIN = re.compile(r"(https?)://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
+
+
+def content_security_policy(peer_origins: Iterable[str] = ()) -> str:
+    """The policy of every response: scripts, styles and connections from this host only
+    (connect-src 'self' covers ws: and wss: to it), nothing inline, nothing framed, no
+    plugins, no form posts anywhere.
+
+    The chat WebSocket may also be opened on the host of each of ``peer_origins`` (the
+    ``--allow-origin`` list): the other nodes of a cluster, which the page's
+    ``?servers=`` parameter moves to. Any other host stays out of reach, so a link with
+    ``?servers=`` naming a stranger's host cannot send the join form's passwords there.
+    """
+    sources = ["'self'"]
+    for origin in peer_origins:
+        match = _PEER_ORIGIN.fullmatch(origin.strip().rstrip("/"))
+        if match is None:
+            continue
+        scheme, host, port = match.groups()
+        source = f"{'wss' if scheme == 'https' else 'ws'}://{host.lower()}{port or ''}"
+        if source not in sources:
+            sources.append(source)
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"connect-src {' '.join(sources)}; object-src 'none'; base-uri 'none'; "
+        "frame-ancestors 'none'; form-action 'none'"
+    )
+
+
+CONTENT_SECURITY_POLICY = content_security_policy()
+_OTHER_SECURITY_HEADERS = (
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "no-referrer"),
     ("X-Frame-Options", "DENY"),
@@ -72,18 +99,20 @@ class StaticFiles:
         """Whether there is an app to serve (a source checkout without it has none)."""
         return self._read("/index.html") is not None
 
-    def respond(self, method: str, path: str) -> Response:
-        """The response to ``method path`` (the path without its query)."""
+    def respond(self, method: str, path: str, *, peer_origins: Iterable[str] = ()) -> Response:
+        """The response to ``method path`` (the path without its query); its page may
+        open the chat WebSocket on the hosts of ``peer_origins`` too."""
+        policy = content_security_policy(peer_origins)
         if method not in ("GET", "HEAD"):
-            response = _response(http.HTTPStatus.METHOD_NOT_ALLOWED, b"GET only\n")
+            response = _response(http.HTTPStatus.METHOD_NOT_ALLOWED, b"GET only\n", policy=policy)
             response.headers["Allow"] = "GET, HEAD"
             return response
         name = "/index.html" if path == "/" else path
         body = self._read(name)
         if body is None:
-            return _response(http.HTTPStatus.NOT_FOUND, b"not found\n")
+            return _response(http.HTTPStatus.NOT_FOUND, b"not found\n", policy=policy)
         content_type = _CONTENT_TYPES[Path(name).suffix]
-        response = _response(http.HTTPStatus.OK, body, content_type)
+        response = _response(http.HTTPStatus.OK, body, content_type, policy=policy)
         if method == "HEAD":
             response.body = b""
         return response
@@ -109,7 +138,11 @@ def text_response(
 
 
 def _response(
-    status: http.HTTPStatus, body: bytes, content_type: str = "text/plain; charset=utf-8"
+    status: http.HTTPStatus,
+    body: bytes,
+    content_type: str = "text/plain; charset=utf-8",
+    *,
+    policy: str = CONTENT_SECURITY_POLICY,
 ) -> Response:
     headers = Headers(
         [
@@ -118,7 +151,8 @@ def _response(
             ("Content-Length", str(len(body))),
             ("Cache-Control", "no-cache"),
             ("Connection", "close"),
-            *_SECURITY_HEADERS,
+            ("Content-Security-Policy", policy),
+            *_OTHER_SECURITY_HEADERS,
         ]
     )
     return Response(status.value, status.phrase, headers, body)

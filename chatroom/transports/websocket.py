@@ -191,7 +191,11 @@ class WebConnection(SessionCarrier, asyncio.Protocol):
             ws.send_response(text_response(http.HTTPStatus.NOT_FOUND, b"not found\n"))
             return
         if path != WEBSOCKET_PATH:
-            response = self.server.static_files.respond(request.method, path)
+            # The cluster's other nodes are those allowed to open our WebSocket: the
+            # page may open theirs (its ?servers= parameter moves between them).
+            response = self.server.static_files.respond(
+                request.method, path, peer_origins=self.server.config.allow_origins
+            )
             ws.send_response(response)
             return
         tls = self.transport.get_extra_info("sslcontext") is not None

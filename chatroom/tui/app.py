@@ -20,7 +20,7 @@ import ssl
 import time
 import unicodedata
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.text import Text
@@ -35,6 +35,7 @@ from textual.timer import Timer
 from textual.widgets import ContentSwitcher, Footer, Input
 
 from chatroom import __version__, protocol
+from chatroom.address import format_address
 from chatroom.client import ClientConnection, ConnectionClosed
 from chatroom.text import inert
 from chatroom.tui import changes, commands, moderating, notices
@@ -111,7 +112,7 @@ def _read_alt_digits_as_alt() -> None:
 
 
 class ChatApp(App[int]):
-    """A terminal chat client for one chatroom server.
+    """A terminal chat client for one chatroom server, or one cluster of them.
 
     Args:
         host: the server's host name or address.
@@ -120,6 +121,8 @@ class ChatApp(App[int]):
         password: the server's password, if it has one (asked for when refused).
         ssl_context: a client TLS context, or None for plain TCP.
         bell: ring the terminal bell on mentions and private messages.
+        more_addresses: other servers of the same cluster, tried in this order after
+            ``host:port`` when it cannot be reached or is lost.
     """
 
     CSS_PATH = "chat.tcss"
@@ -157,9 +160,12 @@ class ChatApp(App[int]):
         ssl_context: ssl.SSLContext | None = None,
         *,
         bell: bool = True,
+        more_addresses: Sequence[tuple[str, int]] = (),
     ) -> None:
         super().__init__()
         _read_alt_digits_as_alt()
+        self.addresses = list(dict.fromkeys([(host, port), *more_addresses]))
+        # The server of the current (or last) connection attempt.
         self.host = host
         self.port = port
         self.chat_name = name
@@ -173,10 +179,12 @@ class ChatApp(App[int]):
         self.connector = Connector(self)
         self._request_timer: Timer | None = None
         self._resend_timer: Timer | None = None
-        self._last_failure = ""
+        # Why connecting failed, each said once until a connection works: with several
+        # servers the reasons take turns, and repeating them every round is noise.
+        self._failures_told: set[str] = set()
         self._last_bell = -math.inf
         self._quit_warned = False
-        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        where = format_address(host, port)
         self.where = where
         self.sub_title = where
         # Kept as attributes, not queried: handlers still run while the app shuts down,
@@ -256,10 +264,12 @@ class ChatApp(App[int]):
     def on_mount(self) -> None:
         self._watch_pane(self.pane)
         self._show_current()
+        others = ", ".join(format_address(*address) for address in self.addresses[1:])
         self._notice(
             Text.assemble(
                 (f"chatroom {__version__}", "bold"),
-                f" · connecting to {self.where}… ",
+                f" · connecting to {inert(self.where)}… ",
+                (f"(then {inert(others)}) " if others else "", "dim"),
                 ("F1 or /help for help, Ctrl+P for the command palette", "dim"),
             )
         )
@@ -281,6 +291,9 @@ class ChatApp(App[int]):
     # ------------------------------------------------------------------ worker messages
 
     def on_connecting(self, message: Connecting) -> None:
+        if message.address is not None:
+            self.host, self.port = message.address
+            self.where = self.sub_title = self.status.where = message.where
         self.status.set_state("connecting")
 
     def on_join_refused(self, message: JoinRefused) -> None:
@@ -292,7 +305,7 @@ class ChatApp(App[int]):
         welcome = message.welcome
         self.conn = message.connection
         self.chat_name = welcome.name
-        self._last_failure = ""
+        self._failures_told.clear()
         self._quit_warned = False
         self.status.who = welcome.name
         self.status.set_state("connected")
@@ -309,23 +322,33 @@ class ChatApp(App[int]):
         self.status.set_state("disconnected", message.reason)
         self._render()
         self._show_current()
+        moving = (
+            Text.assemble("; ", ("trying ", "bold"), (f"{inert(message.next_where)}…", "bold"))
+            if message.next_where
+            else Text("")
+        )
         if message.was_joined:
             notice = Text.assemble(
                 ("disconnected: ", "bold red"),
-                message.reason,
+                inert(message.reason),
+                moving,
                 ("  (reconnecting by itself; Ctrl+R: now)", "dim"),
             )
             for conv in self.convs.values():
                 self._notice_in(conv, notice.copy())
-        elif message.reason != self._last_failure:
+        elif message.reason not in self._failures_told:
             self._notice(
                 Text.assemble(
                     ("cannot connect: ", "bold red"),
-                    message.reason,
+                    inert(message.reason),
+                    moving,
                     ("  (retrying by itself; Ctrl+R: now)", "dim"),
                 )
             )
-        self._last_failure = message.reason if not message.was_joined else ""
+        if message.was_joined:
+            self._failures_told.clear()
+        else:
+            self._failures_told.add(message.reason)
 
     def on_retry_scheduled(self, message: RetryScheduled) -> None:
         if self.conn is not None:

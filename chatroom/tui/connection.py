@@ -1,5 +1,9 @@
 """The connection worker's loop: connect, say hello, post frames as messages, reconnect.
 
+Given several servers (nodes of one cluster), it tries them in order and, after a loss,
+goes straight on to the next one: only when every server failed in a round does it
+back off. Event ids are the cluster's, so resuming on another node is exact.
+
 The app runs :meth:`Connector.run` in its one connection worker; everything the loop
 learns reaches the app as a message (:mod:`chatroom.tui.messages`), never as a call.
 """
@@ -10,7 +14,7 @@ import asyncio
 import contextlib
 import random
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,6 +22,7 @@ from textual import Logger
 from textual.message import Message
 
 from chatroom import protocol
+from chatroom.address import format_address
 from chatroom.client import ClientConnection, ConnectError, ConnectionClosed, ServerError
 from chatroom.framing import ErrorCode
 from chatroom.tui.messages import (
@@ -80,14 +85,15 @@ class _Outcome:
 class ConnectionHost(Protocol):
     """What the loop needs of the app: where to connect, who to be, where to post."""
 
-    host: str
-    port: int
     ssl_context: ssl.SSLContext | None
-    where: str
     chat_name: str | None
     password: str | None
     account_password: str | None
     reconnect_initial_s: float
+
+    # The servers to try, the preferred one first.
+    @property
+    def addresses(self) -> Sequence[tuple[str, int]]: ...
 
     @property
     def model(self) -> ChatModel: ...
@@ -106,11 +112,21 @@ class Connector:
         self.retry_now = asyncio.Event()
         #: Set when the app quits: the loop ends instead of connecting again.
         self.quitting = False
+        #: Which of ``app.addresses`` the next (or current) attempt is for.
+        self.index = 0
+
+    @property
+    def where(self) -> str:
+        """The server of the current attempt, as ``HOST:PORT``."""
+        return format_address(*self.app.addresses[self.index])
 
     async def run(self) -> None:
         """Connect, join, read frames into messages; on loss, back off and do it again."""
         failures = 0
         attempt = 1
+        # Servers not yet found failing in this round: while one is left, the next
+        # attempt goes to it at once; the backoff waits only after a whole round failed.
+        untried = len(self.app.addresses)
         while not self.quitting:
             self.retry_now.clear()
             try:
@@ -122,15 +138,31 @@ class Connector:
                 return
             if outcome.joined:
                 failures = 0
+                untried = len(self.app.addresses)
+            # The server answered but needs something of the user, or asked us to join
+            # again: the same server, since another node of the cluster would say the same.
+            stay = outcome.retry_at_once or outcome.wait_for_user
+            moving = False
+            if not stay:
+                untried -= 1
+                self.index = (self.index + 1) % len(self.app.addresses)
+                moving = untried > 0
             if outcome.show:
-                self.app.post_message(Disconnected(outcome.reason, was_joined=outcome.joined))
+                self.app.post_message(
+                    Disconnected(
+                        outcome.reason,
+                        was_joined=outcome.joined,
+                        next_where=self.where if moving else None,
+                    )
+                )
             attempt += 1
-            if outcome.retry_at_once:
+            if outcome.retry_at_once or moving:
                 continue
             if outcome.wait_for_user:
                 self.app.post_message(RetryScheduled(None, outcome.reason))
                 await self.retry_now.wait()
                 continue
+            untried = len(self.app.addresses)
             failures += 1
             delay = backoff_delay(failures, initial_s=self.app.reconnect_initial_s)
             self.app.post_message(RetryScheduled(delay, outcome.reason))
@@ -147,11 +179,10 @@ class Connector:
                     "no name chosen; Ctrl+R to choose one", wait_for_user=True, show=False
                 )
             self.app.chat_name = name
-        self.app.post_message(Connecting(attempt))
+        host, port = self.app.addresses[self.index]
+        self.app.post_message(Connecting(attempt, (host, port)))
         try:
-            conn = await ClientConnection.connect(
-                self.app.host, self.app.port, ssl_context=self.app.ssl_context
-            )
+            conn = await ClientConnection.connect(host, port, ssl_context=self.app.ssl_context)
         except ConnectError as exc:
             return _Outcome(str(exc))
         try:
@@ -208,7 +239,7 @@ class Connector:
                         account_password=self.app.account_password,
                     )
             except TimeoutError:
-                return _Outcome(f"no welcome from {self.app.where} in {JOIN_TIMEOUT_S:g} s")
+                return _Outcome(f"no welcome from {self.where} in {JOIN_TIMEOUT_S:g} s")
             except ConnectionClosed as exc:
                 # After a slow answer to a prompt the server's handshake timer may have
                 # closed the socket; that is no failure, just connect again.

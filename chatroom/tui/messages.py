@@ -8,6 +8,7 @@ from __future__ import annotations
 from textual.message import Message
 
 from chatroom import protocol
+from chatroom.address import format_address
 from chatroom.client import ClientConnection
 
 __all__ = [
@@ -21,11 +22,15 @@ __all__ = [
 
 
 class Connecting(Message):
-    """The worker started opening a connection (``attempt`` counts from 1 after a loss)."""
+    """The worker started opening a connection to ``address`` (host, port); ``attempt``
+    counts from 1 after a loss."""
 
-    def __init__(self, attempt: int) -> None:
+    def __init__(self, attempt: int, address: tuple[str, int] | None = None) -> None:
         super().__init__()
         self.attempt = attempt
+        self.address = address
+        #: ``HOST:PORT`` as people write it ("" when unknown).
+        self.where = format_address(*address) if address is not None else ""
 
 
 class Connected(Message):
@@ -55,12 +60,16 @@ class JoinRefused(Message):
 
 
 class Disconnected(Message):
-    """The connection ended, or could not be made; ``reason`` says why in plain words."""
+    """The connection ended, or could not be made; ``reason`` says why in plain words.
 
-    def __init__(self, reason: str, *, was_joined: bool) -> None:
+    ``next_where`` is the other server the worker goes on to at once, if there is one.
+    """
+
+    def __init__(self, reason: str, *, was_joined: bool, next_where: str | None = None) -> None:
         super().__init__()
         self.reason = reason
         self.was_joined = was_joined
+        self.next_where = next_where
 
 
 class RetryScheduled(Message):

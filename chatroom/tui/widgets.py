@@ -423,7 +423,7 @@ class StatusLine(Static):
         if self.who:
             line.append(inert(self.who), style=f"bold {name_colour(self.who)}")
             line.append(" @ ")
-        line.append(self.where)
+        line.append(inert(self.where))
         if self.tls:
             line.append(" (TLS)", style="dim")
         if self.state == "connected":

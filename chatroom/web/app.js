@@ -106,7 +106,8 @@ function fillLog() {
   if (log.scrollHeight <= log.clientHeight + 8) client.loadOlder();
 }
 
-const client = new ChatClient({ url: wire.socketUrl(window.location), render });
+// ?servers=HOST:PORT,... names the nodes of a cluster to try in turn; without it, this page's own.
+const client = new ChatClient({ urls: wire.socketUrls(window.location), render });
 
 // ------------------------------------------------------------------ join form
 

@@ -31,6 +31,10 @@ class FakeSocket {
     this.readyState = 3;
     this.onclose?.({ code: 1006, reason });
   }
+  /** What a connection the page's policy blocks does: an error, and never a close. */
+  block() {
+    this.onerror?.();
+  }
 }
 
 class FakeClock {
@@ -58,12 +62,13 @@ class FakeClock {
   }
 }
 
-function setup() {
+function setup({ urls } = {}) {
   const sockets = [];
   const seen = [];
   const clock = new FakeClock();
   const client = new ChatClient({
     url: "ws://chat.lan/ws",
+    urls,
     render: (changes) => seen.push(...changes),
     makeSocket: (url) => {
       const socket = new FakeSocket(url);
@@ -257,4 +262,103 @@ test("a handshake timeout while the user picks another name does not reconnect b
   client.join("alice2");
   last().open();
   assert.equal(last().sent[0].name, "alice2");
+});
+
+const NODES = ["ws://node1:5000/ws", "ws://node2:5000/ws", "ws://node3:5000/ws"];
+
+test("several servers: the first that answers is used, in order, with no wait between", () => {
+  const { client, seen, sockets, clock, last } = setup({ urls: NODES });
+  client.join("alice");
+  last().drop(); // node1 refuses
+  assert.equal(clock.timers.size, 0, "no backoff wait while a server is left to try");
+  last().drop(); // node2 too
+  last().open();
+  last().deliver(welcomeFrame());
+  assert.deepEqual(sockets.map((s) => s.url), NODES);
+  assert.deepEqual(states(seen), ["connecting", "connecting", "connecting", "connected"]);
+  const connected = seen.filter((c) => c.type === "connection").at(-1);
+  assert.equal(connected.server, "node3:5000");
+});
+
+test("several servers: a server the page may not reach (only an error, no close) is passed over", () => {
+  const { client, seen, sockets, last } = setup({ urls: NODES });
+  client.join("alice");
+  last().block();
+  assert.equal(sockets[0].readyState, 3, "given up on");
+  assert.equal(last().url, NODES[1]);
+  last().open();
+  last().deliver(welcomeFrame());
+  assert.equal(states(seen).at(-1), "connected");
+  last().readyState = 3; // a failing open socket is closed by the time of its error
+  last().block(); // and its close says why, so it is awaited
+  assert.equal(states(seen).at(-1), "connected");
+  last().drop();
+  assert.ok(client.store.lobby.entries.some((e) => e.notice?.startsWith("Disconnected: the connection was lost")));
+});
+
+test("several servers: a loss moves on to the next at once, resuming exactly there", () => {
+  const { client, seen, sockets, clock, last } = setup({ urls: NODES });
+  client.join("alice");
+  last().open();
+  last().deliver(welcomeFrame(), { type: "join", id: 5, ts: TS, room: "lobby", name: "alice" });
+  client.runLine("typed before the loss");
+  last().drop();
+  assert.equal(sockets.length, 2);
+  assert.equal(last().url, NODES[1]);
+  assert.equal(clock.timers.size, 0);
+  assert.ok(
+    client.store.lobby.entries.some(
+      (e) => e.notice === "Disconnected: the connection was lost; trying node2:5000…",
+    ),
+  );
+  last().open();
+  assert.equal(last().sent[0].resume_after, 5);
+  last().deliver(welcomeFrame({ resumed: true }), { type: "join", id: 6, ts: TS, room: "lobby", name: "alice" });
+  assert.deepEqual(
+    last().sent.filter((f) => f.type === "say").map((f) => [f.text, f.nonce]),
+    [["typed before the loss", "n-1"]],
+  );
+  assert.equal(states(seen).at(-1), "connected");
+});
+
+test("several servers: backoff only after a whole round failed, then round again in order", () => {
+  const { client, seen, sockets, clock, last } = setup({ urls: NODES });
+  client.join("alice");
+  last().open();
+  last().deliver(welcomeFrame());
+  last().drop(); // node1 goes away: node2 and node3 are tried at once
+  last().drop();
+  assert.equal(clock.timers.size, 0);
+  last().drop(); // node3: the round (node1, node2, node3) has failed
+  assert.equal(states(seen).at(-1), "reconnecting");
+  assert.equal(clock.timers.size, 1, "now the backoff wait");
+  clock.runAll();
+  last().drop();
+  last().drop();
+  last().drop();
+  assert.equal(clock.timers.size, 1);
+  assert.deepEqual(sockets.map((s) => s.url), [...NODES, ...NODES]);
+});
+
+test("several servers: a refusal the user answers stays with that server", () => {
+  const { client, sockets, clock, last } = setup({ urls: NODES });
+  client.join("alice");
+  last().open();
+  last().deliver({ type: "error", code: "auth_failed", message: "wrong password" });
+  last().drop();
+  clock.runAll();
+  assert.equal(sockets.length, 1);
+  client.join("alice", "secret");
+  assert.equal(last().url, NODES[0]);
+});
+
+test("one server: no server named, and a loss waits before the next attempt as before", () => {
+  const { client, seen, clock, last } = setup();
+  client.join("alice");
+  last().open();
+  last().deliver(welcomeFrame());
+  last().drop();
+  assert.equal(clock.timers.size, 1);
+  assert.ok(seen.filter((c) => c.type === "connection").every((c) => c.server === ""));
+  assert.ok(client.store.lobby.entries.some((e) => e.notice === "Disconnected: the connection was lost"));
 });

@@ -104,3 +104,53 @@ test("the socket address follows the page: ws: for http:, wss: for https:, path 
   assert.equal(wire.socketUrl({ protocol: "http:", host: "chat.lan:8080" }), "ws://chat.lan:8080/ws");
   assert.equal(wire.socketUrl({ protocol: "https:", host: "chat.example" }), "wss://chat.example/ws");
 });
+
+test("servers: HOST:PORT items in their order, each once; anything else is left out", () => {
+  assert.deepEqual(wire.parseServers("host1:5000,host2:5001"), ["host1:5000", "host2:5001"]);
+  assert.deepEqual(wire.parseServers(" z.lan:1 , a.lan:2 ,z.lan:1"), ["z.lan:1", "a.lan:2"]);
+  assert.deepEqual(wire.parseServers("[::1]:5000,[fe80::1:2]:6000"), ["[::1]:5000", "[fe80::1:2]:6000"]);
+  assert.deepEqual(wire.parseServers("10.0.0.7:5000,my-node.example.org:443"), [
+    "10.0.0.7:5000",
+    "my-node.example.org:443",
+  ]);
+  for (const bad of [
+    "host1",
+    "host1:",
+    ":5000",
+    "host1:0",
+    "host1:65536",
+    "host1:50a",
+    "evil.example/x:5000",
+    "user@evil.example:5000",
+    "evil.example:5000/path",
+    "evil.example:5000?q",
+    "evil example:5000",
+    "::1:5000",
+    "[::1]",
+    "[::1%eth0]:5000",
+    "[host]:5000",
+    "ws://host1:5000",
+    "host1:5000#",
+  ]) {
+    assert.deepEqual(wire.parseServers(`${bad},good.lan:5000`), ["good.lan:5000"], bad);
+  }
+  assert.deepEqual(wire.parseServers(""), []);
+  assert.deepEqual(wire.parseServers(null), []);
+});
+
+test("servers: ?servers= gives one socket address each, in the page's scheme", () => {
+  const page = (protocol, search) => ({ protocol, host: "host1:5000", search });
+  assert.deepEqual(wire.socketUrls(page("http:", "?servers=host1:5000,host2:5001")), [
+    "ws://host1:5000/ws",
+    "ws://host2:5001/ws",
+  ]);
+  assert.deepEqual(wire.socketUrls(page("https:", "?servers=%5B::1%5D:443,b.example:8443")), [
+    "wss://[::1]:443/ws",
+    "wss://b.example:8443/ws",
+  ]);
+  // Without the parameter, or with nothing valid in it: the page's own host, as before.
+  assert.deepEqual(wire.socketUrls(page("http:", "")), ["ws://host1:5000/ws"]);
+  assert.deepEqual(wire.socketUrls(page("https:", "?servers=bad/one")), ["wss://host1:5000/ws"]);
+  assert.deepEqual(wire.socketUrls({ protocol: "http:", host: "h:1" }), ["ws://h:1/ws"]);
+  assert.equal(wire.serverOf("wss://[::1]:443/ws"), "[::1]:443");
+});

@@ -18,10 +18,10 @@ export const REQUEST_TIMEOUT_S = 10;
 export class ChatClient {
   /**
    * `render(changes)`: called with every batch of store changes and connection states
-   * ({type: "connection", phase, retryAt, reason}, {type: "refused", code, message}).
-   * `url`, `makeSocket`, `clock`: as Connection takes them.
+   * ({type: "connection", phase, retryAt, reason, server}, {type: "refused", code, message}).
+   * `url` (or `urls`), `makeSocket`, `clock`: as Connection takes them.
    */
-  constructor({ url, render, makeSocket, clock = globalThis, store = new Store() }) {
+  constructor({ url, urls, render, makeSocket, clock = globalThis, store = new Store() }) {
     this.store = store;
     this.render = render;
     this.clock = clock;
@@ -33,6 +33,7 @@ export class ChatClient {
     this.resendTimer = null;
     this.connection = new Connection({
       url,
+      urls,
       makeSocket,
       clock,
       hello: () =>
@@ -57,13 +58,14 @@ export class ChatClient {
           if (this.store.inFlight === null) this._clearRequestTimer();
           this._emit(changes);
         },
-        onLost: (reason, wasJoined) => {
+        onLost: (reason, wasJoined, nextServer) => {
           this.store.lost();
           this._clearRequestTimer();
           this._clearResend();
           if (wasJoined) {
+            const moving = nextServer ? `; trying ${nextServer}…` : "";
             for (const conv of this.store.convs.values()) {
-              this.store.notice(conv, `Disconnected: ${reason}`, "warn");
+              this.store.notice(conv, `Disconnected: ${reason}${moving}`, "warn");
             }
           }
           this._emit([]);

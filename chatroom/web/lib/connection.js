@@ -1,9 +1,12 @@
 // One WebSocket to the server at a time: connect, say hello, hand frames on, and after a
-// loss back off and connect again. What the frames mean is the store's business; what the
-// page shows is the view's. Timers and the socket come in from outside, so tests can
-// drive it without a browser.
+// loss back off and connect again. Given several servers (nodes of one cluster) it tries
+// them in order and after a loss goes straight on to the next; the backoff waits only
+// once every server failed in a round. Event ids are the cluster's, so the resume
+// position the hello carries is right on any node. What the frames mean is the store's
+// business; what the page shows is the view's. Timers and the socket come in from
+// outside, so tests can drive it without a browser.
 
-import { encode, pong, ping, splitFrames } from "./protocol.js";
+import { encode, pong, ping, serverOf, splitFrames } from "./protocol.js";
 
 // Reconnect pacing: 1 s doubling to 30 s, as the terminal client and most chat clients
 // do, with jitter so that everyone dropped by one server restart does not come back in
@@ -39,12 +42,20 @@ export function backoffDelay(failures, { initial = RECONNECT_INITIAL_S, max = RE
 
 export class Connection {
   /**
-   * `url`: the WebSocket address. `hello()`: the hello frame to send (it reads the
-   * store's resume position each time). `handlers`: onState({phase, retryAt, reason}),
-   * onRefused(code, message), onWelcome(frame), onFrame(frame), onLost(reason, wasJoined).
+   * `url`: the WebSocket address, or `urls`: several, the preferred first. `hello()`: the
+   * hello frame to send (it reads the store's resume position each time). `handlers`:
+   * onState({phase, retryAt, reason, server}), onRefused(code, message),
+   * onWelcome(frame), onFrame(frame), onLost(reason, wasJoined, nextServer).
+   * `server` is the HOST:PORT in use when there are several ("" otherwise);
+   * `nextServer` the one tried at once after a loss, or null.
    */
-  constructor({ url, hello, handlers, makeSocket = (u) => new WebSocket(u), clock = globalThis }) {
-    this.url = url;
+  constructor({ url, urls, hello, handlers, makeSocket = (u) => new WebSocket(u), clock = globalThis }) {
+    this.urls = urls && urls.length ? [...urls] : [url];
+    // Which of `urls` the current (or next) attempt is for.
+    this.index = 0;
+    // Servers not yet found failing in this round: while one is left, the next attempt
+    // goes to it at once.
+    this.untried = this.urls.length;
     this.hello = hello;
     this.handlers = handlers;
     this.makeSocket = makeSocket;
@@ -62,9 +73,19 @@ export class Connection {
     this.phase = "offline";
   }
 
+  /** The WebSocket address of the current (or next) attempt. */
+  get url() {
+    return this.urls[this.index];
+  }
+
+  /** HOST:PORT of the current (or next) attempt when there are several, else "". */
+  get server() {
+    return this.urls.length > 1 ? serverOf(this.url) : "";
+  }
+
   _state(phase, fields = {}) {
     this.phase = phase;
-    this.handlers.onState?.({ phase, retryAt: null, reason: "", ...fields });
+    this.handlers.onState?.({ phase, retryAt: null, reason: "", server: this.server, ...fields });
   }
 
   /** Connect now (cancelling any wait), unless a socket is already open or opening. */
@@ -93,7 +114,9 @@ export class Connection {
       return;
     }
     this.socket = socket;
+    let opened = false;
     socket.onopen = () => {
+      opened = true;
       if (socket !== this.socket) return;
       this.lastHeard = Date.now();
       this.sendHello();
@@ -107,7 +130,12 @@ export class Connection {
     socket.onclose = (close) => {
       if (socket === this.socket) this._closed(socket, closeReason(close, this.welcomed));
     };
-    socket.onerror = () => {}; // a close always follows, with what there is to say
+    socket.onerror = () => {
+      // Once open, a close follows with what there is to say. Before that, a connection
+      // the page's Content-Security-Policy blocks (a server not of this cluster) only
+      // ever reports this error, and no close would come to move on to the next server.
+      if (socket === this.socket && !opened) this._drop(closeReason(null, false));
+    };
   }
 
   /** Send hello on the open socket (again after name_taken), or connect to send it. */
@@ -214,19 +242,34 @@ export class Connection {
     this.welcomed = false;
     this.clock.clearTimeout(this.joinTimer);
     this.clock.clearInterval(this.watchTimer);
-    if (socket) socket.onopen = socket.onmessage = socket.onclose = null;
+    if (socket) socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null;
     const refusal = this.refusal;
     const why = refusal ? refusal.message : reason;
-    this.handlers.onLost?.(why, wasJoined);
+    const needsUser = refusal !== null && NEEDS_USER.has(refusal.code);
+    // Where to go next is decided first, so the notice of the loss can name it. A
+    // refusal the user must answer stays with this server: any node would ask the same.
+    let nextServer = null;
+    if (!this.stopped && !needsUser) {
+      if (wasJoined) this.untried = this.urls.length;
+      this.untried -= 1;
+      this.index = (this.index + 1) % this.urls.length;
+      if (this.untried > 0) nextServer = serverOf(this.url);
+    }
+    this.handlers.onLost?.(why, wasJoined, nextServer);
     if (this.stopped) {
       this._state("offline", { reason: why });
       return;
     }
-    if (refusal && NEEDS_USER.has(refusal.code)) {
+    if (needsUser) {
       this.stopped = true; // the join form asks, and start() comes back with the answer
       this._state("offline", { reason: why });
       return;
     }
+    if (nextServer !== null) {
+      this._connect();
+      return;
+    }
+    this.untried = this.urls.length;
     this.failures = wasJoined ? 1 : this.failures + 1;
     const delay = backoffDelay(this.failures);
     const retryAt = Date.now() + delay * 1000;

@@ -117,5 +117,44 @@ export function socketUrl(location) {
   return `${scheme}//${location.host}/ws`;
 }
 
+// One server of a cluster as the page's `servers` parameter names it: HOST:PORT, the
+// host of letters, digits, dots and hyphens, or an IPv6 address in brackets. Nothing
+// else, so the parameter can only ever name a host, never a path, a user or a scheme.
+const SERVER_ITEM = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$/;
+
+/**
+ * The valid HOST:PORT items of a comma-separated list, in their order, each once.
+ * Invalid items are left out: a mistyped one must not stop the others from working.
+ */
+export function parseServers(text) {
+  const found = [];
+  for (const raw of String(text ?? "").split(",")) {
+    const item = raw.trim();
+    const match = SERVER_ITEM.exec(item);
+    if (match === null) continue;
+    const port = Number(match[1]);
+    if (port < 1 || port > 65535) continue;
+    if (!found.includes(item)) found.push(item);
+  }
+  return found;
+}
+
+/**
+ * The WebSocket addresses to try, the preferred first: the servers the page's
+ * `?servers=HOST:PORT,...` parameter names (same scheme as the page), or, without
+ * any valid one, the page's own host.
+ */
+export function socketUrls(location) {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const servers = parseServers(new URLSearchParams(location.search ?? "").get("servers"));
+  if (servers.length === 0) return [socketUrl(location)];
+  return servers.map((server) => `${scheme}//${server}/ws`);
+}
+
+/** HOST:PORT of a WebSocket address, as the page shows it. */
+export function serverOf(url) {
+  return String(url).replace(/^wss?:\/\//, "").replace(/\/ws$/, "");
+}
+
 /** Event frames: they carry an id and belong to a room (or, for dm, to two people). */
 export const EVENT_TYPES = new Set(["message", "join", "leave", "topic", "nick", "dm", "mod"]);

@@ -87,7 +87,7 @@ export class View {
 
   // ---------------------------------------------------------------- connection
 
-  setStatus({ phase, retryAt, reason }) {
+  setStatus({ phase, retryAt, reason, server = "" }) {
     clearInterval(this.countdown);
     this.countdown = null;
     this.doc.body.dataset.connection = phase;
@@ -95,8 +95,10 @@ export class View {
       const seconds = Math.max(0, Math.ceil((retryAt - Date.now()) / 1000));
       this.status.textContent = `Reconnecting in ${seconds} s`;
     };
-    if (phase === "connected") this.status.textContent = "Connected";
-    else if (phase === "connecting") this.status.textContent = "Connecting…";
+    // With several servers, which one: a node that went away is then easy to tell.
+    const where = server ? ` to ${inert(server)}` : "";
+    if (phase === "connected") this.status.textContent = `Connected${where}`;
+    else if (phase === "connecting") this.status.textContent = `Connecting${where}…`;
     else if (phase === "reconnecting") {
       show();
       this.countdown = setInterval(show, 1000);
