@@ -163,12 +163,14 @@ class ClientConnection:
         resume_after: int | None = None,
         lazy_members: bool = False,
         account_password: str | None = None,
+        session: str | None = None,
     ) -> Welcome:
         """Join as ``name``. On a refusal the connection stays open for another try.
 
         With ``resume_after`` (the id of the last event seen before a disconnect) the
         server replays what was missed as ordinary frames after the welcome. With
-        ``lazy_members`` big rooms send no joins and leaves of others.
+        ``lazy_members`` big rooms send no joins and leaves of others. ``session``: the
+        last welcome's, so that a cluster hands our name back at once.
 
         Raises:
             ServerError: the server refused (``name_taken``, ``invalid_name``...).
@@ -181,6 +183,7 @@ class ClientConnection:
                 resume_after=resume_after,
                 lazy_members=lazy_members,
                 account_password=account_password,
+                session=session,
             )
         )
         while True:

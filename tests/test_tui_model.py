@@ -222,6 +222,18 @@ def test_the_first_hello_resumes_nothing() -> None:
     assert ChatModel().resume_after() is None
 
 
+def test_a_cluster_session_token_is_kept_from_the_last_welcome() -> None:
+    """welcome.session goes back in the next hello; a welcome without one clears it."""
+    model = ChatModel()
+    welcome = protocol.Welcome(
+        name="ann", server="s", room="lobby", members=("ann",), session="tok-1"
+    )
+    model.welcomed(welcome)
+    assert model.session_token == "tok-1"
+    model.welcomed(protocol.Welcome(name="ann", server="s", room="lobby", members=("ann",)))
+    assert model.session_token is None
+
+
 def test_requests_go_before_messages_and_need_a_connection() -> None:
     """A request asked while offline is refused; online it goes before waiting messages."""
     model = ChatModel()

@@ -237,6 +237,7 @@ class Connector:
                         resume_after=resume_after,
                         lazy_members=True,
                         account_password=self.app.account_password,
+                        session=self.app.model.session_token,
                     )
             except TimeoutError:
                 return _Outcome(f"no welcome from {self.where} in {JOIN_TIMEOUT_S:g} s")

@@ -113,6 +113,9 @@ class ChatModel:
         self.welcomes = 0
         #: Rooms from the last /rooms answer, for completion and the command palette.
         self.known_rooms: dict[str, protocol.RoomInfo] = {}
+        #: welcome.session of a cluster node: sent back in the next hello, on any node,
+        #: to take our name back at once after a loss.
+        self.session_token: str | None = None
         #: The account we are logged in to (None: a guest) and its staff roles.
         self.account: str | None = None
         self.roles: tuple[str, ...] = ()
@@ -223,6 +226,7 @@ class ChatModel:
 
     def welcomed(self, welcome: protocol.Welcome) -> None:
         """A connection is up and the server welcomed us: back into every room we were in."""
+        self.session_token = welcome.session
         self.online = True
         self.me = welcome.name
         lobby = self.lobby

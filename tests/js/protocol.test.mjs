@@ -50,6 +50,11 @@ test("hello carries protocol 1 and the name; password and resume_after only when
   });
 });
 
+test("hello carries a cluster's session token back only when there is one", () => {
+  assert.equal(wire.hello({ name: "alice", session: null }).session, undefined);
+  assert.equal(wire.hello({ name: "alice", session: "tok-1" }).session, "tok-1");
+});
+
 test("say and dm carry the nonce, and action only when it is one", () => {
   assert.deepEqual(wire.say({ text: "hi", nonce: "n-1" }), {
     type: "say",

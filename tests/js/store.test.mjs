@@ -357,3 +357,11 @@ test("welcome history after a reconnect without resume shows only what is new", 
   store.welcomed({ type: "welcome", name: "alice", room: "lobby", members: ["alice"], history: [a, b] });
   assert.deepEqual(texts(store.lobby), ["a", "join", "b"]);
 });
+
+test("the welcome's session token is kept for the next hello, and dropped when absent", () => {
+  const store = new Store();
+  store.welcomed({ type: "welcome", name: "alice", room: "lobby", members: ["alice"], history: [], session: "tok-1" });
+  assert.equal(store.sessionToken, "tok-1");
+  store.welcomed({ type: "welcome", name: "alice", room: "lobby", members: ["alice"], history: [] });
+  assert.equal(store.sessionToken, null);
+});

@@ -42,6 +42,7 @@ export class ChatClient {
           password: this.password,
           accountPassword: this.accountPassword,
           resumeAfter: this.store.resumeAfter(),
+          session: this.store.sessionToken,
         }),
       handlers: {
         onState: (state) => this._emit([{ type: "connection", ...state }]),

@@ -52,7 +52,14 @@ function frame(type, fields) {
   return out;
 }
 
-export function hello({ name, password, resumeAfter, lazyMembers = true, accountPassword }) {
+export function hello({
+  name,
+  password,
+  resumeAfter,
+  lazyMembers = true,
+  accountPassword,
+  session,
+}) {
   return frame("hello", {
     protocol: PROTOCOL_VERSION,
     name,
@@ -60,6 +67,8 @@ export function hello({ name, password, resumeAfter, lazyMembers = true, account
     resume_after: resumeAfter,
     lazy_members: lazyMembers,
     account_password: accountPassword || null,
+    // A cluster node's welcome.session: any node then gives our name back at once.
+    session: session || null,
   });
 }
 

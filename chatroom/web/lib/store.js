@@ -31,6 +31,8 @@ export class Store extends Conversations {
     this.clock = clock;
     /** Our name as the server last confirmed it (null before the first welcome). */
     this.me = null;
+    /** A cluster node's welcome.session, for the next hello (null: none given). */
+    this.sessionToken = null;
     /** A connection is up and welcomed. */
     this.online = false;
     // this.outbox: typed and not yet acknowledged. Only the head is ever on the wire, and
@@ -59,6 +61,7 @@ export class Store extends Conversations {
 
   /** The server welcomed us: back into every room we were in, each from its last event. */
   welcomed(welcome) {
+    this.sessionToken = welcome.session ?? null;
     this.online = true;
     this.me = welcome.name;
     const lobby = this.lobby;
