@@ -137,6 +137,7 @@ class FaultProxy:
                 return
             link = _Link((reader, writer), upstream)
             self.links.add(link)
+            self._notify()
             link.tasks = [
                 asyncio.create_task(self._pump(link, reader, upstream[1], self._flowing_up)),
                 asyncio.create_task(self._pump(link, upstream[0], writer, self._flowing_down)),

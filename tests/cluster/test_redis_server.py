@@ -12,12 +12,14 @@ from .conftest import StartRedis
 from .redis_server import EVENTS_STREAM, RedisServer, parse_entry, ping
 
 
-async def _append(server: RedisServer, event_id: int, node: str = "n1") -> None:
-    client = server.client()
-    event = {"type": "message", "id": event_id, "ts": "t", "room": "lobby", "from": "a"}
-    await client.xadd(
-        EVENTS_STREAM, {"id": str(event_id), "event": json.dumps(event), "node": node}
-    )
+async def _append(server: RedisServer, *event_ids: int) -> None:
+    """Append events as a node would, node n1 for odd ids and n0 for even ones."""
+    async with server.client().pipeline(transaction=False) as pipe:
+        for event_id in event_ids:
+            event = {"type": "message", "id": event_id, "ts": "t", "room": "lobby", "from": "a"}
+            fields = {"id": str(event_id), "event": json.dumps(event), "node": f"n{event_id % 2}"}
+            pipe.xadd(EVENTS_STREAM, fields)  # type: ignore[arg-type]
+        await pipe.execute()
 
 
 async def test_starts_and_answers(redis_server: RedisServer) -> None:
@@ -28,8 +30,7 @@ async def test_starts_and_answers(redis_server: RedisServer) -> None:
 
 async def test_stream_reads_entries_in_order(redis_server: RedisServer) -> None:
     """stream() gives every entry, oldest first, parsed, across XRANGE pages."""
-    for event_id in range(1, 1206):
-        await _append(redis_server, event_id, node=f"n{event_id % 2}")
+    await _append(redis_server, *range(1, 1206))
     entries = await redis_server.stream()
     assert [entry["id"] for entry in entries] == list(range(1, 1206))
     assert entries[0]["event"]["id"] == 1 and entries[0]["node"] == "n1"
@@ -80,8 +81,7 @@ async def test_kill_without_aof_loses_data(redis_server: RedisServer) -> None:
 async def test_kill_with_aof_keeps_acknowledged_writes(start_redis: StartRedis) -> None:
     """With appendfsync always, every acknowledged write survives a SIGKILL."""
     server = await start_redis(aof=True)
-    for event_id in (1, 2, 3):
-        await _append(server, event_id)
+    await _append(server, 1, 2, 3)
     await server.kill()
     await server.start()
     assert [entry["id"] for entry in await server.stream()] == [1, 2, 3]
@@ -92,7 +92,11 @@ async def test_freeze_and_thaw(redis_server: RedisServer) -> None:
     client = redis_server.client(socket_timeout=TIMEOUT_S)
     assert await client.ping()
     redis_server.freeze()
-    pending = asyncio.create_task(client.ping())
+
+    async def answered() -> bool:
+        return bool(await client.ping())
+
+    pending = asyncio.create_task(answered())
     # The absence of an answer can only be seen by waiting a bounded while for one.
     done, _ = await asyncio.wait([pending], timeout=0.3)
     assert not done
