@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +11,13 @@ import pytest
 
 from .fault_proxy import FaultProxy
 from .node import Node
+from .recorder import Address, RecordingClient
 from .redis_server import RedisServer, redis_available
 
 StartRedis = Callable[..., Awaitable[RedisServer]]
 StartProxy = Callable[[str, int], Awaitable[FaultProxy]]
 StartNode = Callable[..., Awaitable[Node]]
+MakeRecorder = Callable[[str, Sequence[Address] | Callable[[], Sequence[Address]]], RecordingClient]
 
 
 def need_redis_server() -> None:
@@ -86,3 +88,22 @@ async def start_node(tmp_path: Path) -> AsyncIterator[StartNode]:
     finally:
         for node in started:
             await node.cleanup()
+
+
+@pytest.fixture
+async def recorders() -> AsyncIterator[MakeRecorder]:
+    """Make recording clients (name, addresses); torn down whatever their state."""
+    made: list[RecordingClient] = []
+
+    def make(
+        name: str, addresses: Sequence[Address] | Callable[[], Sequence[Address]]
+    ) -> RecordingClient:
+        client = RecordingClient(name, addresses)
+        made.append(client)
+        return client
+
+    try:
+        yield make
+    finally:
+        for client in made:
+            await client.aclose()

@@ -15,7 +15,7 @@ from chatroom.framing import FrameDecoder
 
 from .checker import ClientRecord, ConnectionRecord, is_event
 
-__all__ = ["Address", "ConnectionLost", "RecordingClient", "Refused"]
+__all__ = ["Address", "ConnectionLost", "RecordingClient", "Refused", "text_is"]
 
 Address = tuple[str, int]
 # Servers send welcomes with up to a hundred long messages: as the real client allows.
@@ -23,6 +23,11 @@ _MAX_FRAME_BYTES = 16 * 1024 * 1024
 _READ_CHUNK_BYTES = 64 * 1024
 # Between hellos refused with name_taken while a node still holds our old session.
 _NAME_TAKEN_RETRY_S = 0.05
+
+
+def text_is(text: str) -> Callable[[dict[str, Any]], bool]:
+    """A :meth:`RecordingClient.wait_for` match: a message or dm with this text."""
+    return lambda frame: frame.get("type") in ("message", "dm") and frame.get("text") == text
 
 
 class ConnectionLost(Exception):

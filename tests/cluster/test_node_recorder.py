@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from conftest import TIMEOUT_S
 
 from .checker import check
-from .conftest import StartNode, StartProxy
+from .conftest import MakeRecorder, StartNode, StartProxy
 from .node import SERVER, Node
-from .recorder import RecordingClient
+from .recorder import text_is
 
 # How long "no answer" is watched for: absence can only be seen over a bounded wait.
 QUIET_S = 0.3
@@ -37,24 +36,6 @@ async def stored_events(node: Node) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.decode().splitlines() if line.strip()]
 
 
-@pytest.fixture
-async def recorders() -> AsyncIterator[Callable[..., RecordingClient]]:
-    made: list[RecordingClient] = []
-
-    def make(name: str, addresses: Any) -> RecordingClient:
-        client = RecordingClient(name, addresses)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        await client.aclose()
-
-
-def _message(text: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda frame: frame.get("type") == "message" and frame.get("text") == text
-
-
 async def test_node_starts_and_stops(start_node: StartNode) -> None:
     """A node reports its port, answers, and SIGTERM stops it cleanly (exit 0)."""
     node = await start_node("n1")
@@ -67,9 +48,7 @@ async def test_node_starts_and_stops(start_node: StartNode) -> None:
     assert await node.terminate() == 0
 
 
-async def test_node_kill_freeze_and_restart(
-    start_node: StartNode, recorders: Callable[..., RecordingClient]
-) -> None:
+async def test_node_kill_freeze_and_restart(start_node: StartNode, recorders: MakeRecorder) -> None:
     """Frozen, a node answers nothing until thawed; killed, it is gone (SIGKILL);
     restarted, it keeps its data directory, so history survives."""
     node = await start_node("n1")
@@ -81,9 +60,9 @@ async def test_node_kill_freeze_and_restart(
     mark = len(ann.received)
     await ann.say("lobby", "while frozen")
     with pytest.raises(TimeoutError):
-        await ann.wait_for(_message("while frozen"), QUIET_S, since=mark)
+        await ann.wait_for(text_is("while frozen"), QUIET_S, since=mark)
     node.thaw()
-    await ann.wait_for(_message("while frozen"), since=mark)
+    await ann.wait_for(text_is("while frozen"), since=mark)
     assert await node.kill() == -9
     old_port = node.port
     await node.restart()
@@ -101,7 +80,7 @@ async def test_a_failed_start_says_why(start_node: StartNode) -> None:
 
 
 async def test_two_clients_talk_and_a_resume_loses_nothing(
-    start_node: StartNode, recorders: Callable[..., RecordingClient]
+    start_node: StartNode, recorders: MakeRecorder
 ) -> None:
     """ann and bob share the lobby and a room and exchange private messages; bob's
     connection drops while ann keeps talking, and he resumes: everything each received
@@ -132,7 +111,7 @@ async def test_two_clients_talk_and_a_resume_loses_nothing(
     got = [f.get("text") for f in after if f.get("type") in ("message", "dm")]
     assert got == ["missed 1", "missed 2"]
     final = await bob.say("dev", "back")
-    await ann.wait_for(_message("back"))
+    await ann.wait_for(text_is("back"))
     await bob.wait_acked(final)
     await bob.close()
     await ann.close()
@@ -147,7 +126,7 @@ async def test_two_clients_talk_and_a_resume_loses_nothing(
 async def test_unacknowledged_send_is_sent_again_after_reconnecting(
     start_node: StartNode,
     start_proxy: StartProxy,
-    recorders: Callable[..., RecordingClient],
+    recorders: MakeRecorder,
 ) -> None:
     """A say lost on the way (the link blackholed, then cut) is sent again, with the
     same nonce, once the client is back: stored once, acknowledged."""
@@ -170,7 +149,7 @@ async def test_unacknowledged_send_is_sent_again_after_reconnecting(
 async def test_send_whose_echo_was_lost_is_not_sent_again(
     start_node: StartNode,
     start_proxy: StartProxy,
-    recorders: Callable[..., RecordingClient],
+    recorders: MakeRecorder,
 ) -> None:
     """A say that reached the server but whose echo was lost (the link blackholed
     towards the client) comes back in the resume's replay: acknowledged there, not
@@ -183,7 +162,7 @@ async def test_send_whose_echo_was_lost_is_not_sent_again(
     await bob.connect()
     proxy.blackhole(to_target=False)
     nonce = await bob.say("lobby", "echo lost")
-    await ann.wait_for(_message("echo lost"))
+    await ann.wait_for(text_is("echo lost"))
     assert nonce not in bob.acked
     proxy.cut()
     await bob.reconnect()
@@ -196,7 +175,7 @@ async def test_send_whose_echo_was_lost_is_not_sent_again(
 
 
 async def test_reconnect_skips_a_dead_address(
-    start_node: StartNode, recorders: Callable[..., RecordingClient]
+    start_node: StartNode, recorders: MakeRecorder
 ) -> None:
     """reconnect() goes on to the next address that answers."""
     dead = await start_node("n1")
