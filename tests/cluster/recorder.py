@@ -90,6 +90,7 @@ class RecordingClient:
         self._prefix = secrets.token_hex(4)
         self._nonces = 0
         self._conn: _Connection | None = None
+        self._readers: list[asyncio.Task[None]] = []
         self._changed = asyncio.Event()
 
     # ------------------------------------------------------------------ connecting
@@ -98,10 +99,16 @@ class RecordingClient:
         found = self._addresses() if callable(self._addresses) else self._addresses
         return list(found)
 
-    async def connect(self, timeout_s: float = TIMEOUT_S * 2) -> dict[str, Any]:
+    async def connect(
+        self, timeout_s: float = TIMEOUT_S * 2, attempt_s: float = TIMEOUT_S
+    ) -> dict[str, Any]:
         """Connect to the first address that answers, from the next one on; say hello
         (resuming when this client had a welcome before), rejoin the rooms, send again
         what is unacknowledged. Returns the welcome.
+
+        An address that refuses the connection, closes it, or has not let us in after
+        ``attempt_s`` (a frozen node accepts connections and answers nothing) is left
+        for the next one.
 
         Raises:
             TimeoutError: no node let us in within ``timeout_s``.
@@ -112,9 +119,13 @@ class RecordingClient:
                 addresses = self.addresses()
                 address = addresses[self._next % len(addresses)]
                 try:
-                    welcome = await self._hello(address, timeout_s)
+                    # Only this attempt's own timeout is caught here: the outer one
+                    # surfaces as TimeoutError outside this block.
+                    async with asyncio.timeout(attempt_s):
+                        welcome = await self._hello(address)
                     break
-                except (OSError, ConnectionLost):
+                except (OSError, ConnectionLost, TimeoutError):
+                    self.drop()
                     self._next += 1
         for key, room in list(self.rooms.items()):
             await self._join(room, self.room_cursors.get(key))
@@ -134,13 +145,14 @@ class RecordingClient:
         room = request.get("room")
         return room is None or room.casefold() in (self.lobby.casefold(), *self.rooms)
 
-    async def _hello(self, address: Address, timeout_s: float) -> dict[str, Any]:
+    async def _hello(self, address: Address) -> dict[str, Any]:
         reader, writer = await asyncio.open_connection(*address)
         record = ConnectionRecord(f"{address[0]}:{address[1]}", self.hello_cursor)
         self.connections.append(record)
         conn = _Connection(reader, writer, record)
         self._conn = conn
         conn.task = asyncio.create_task(self._read(conn, len(self.connections)))
+        self._readers.append(conn.task)
         hello: dict[str, Any] = {"type": "hello", "protocol": 1, "name": self.name}
         if self.hello_cursor is not None:
             hello["resume_after"] = self.hello_cursor
@@ -182,11 +194,9 @@ class RecordingClient:
     async def aclose(self) -> None:
         """Tear down: nothing left running, whatever state the connection is in."""
         self.drop()
-        conn = self._conn
-        if conn is not None and conn.task is not None:
-            conn.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await conn.task
+        for task in self._readers:
+            task.cancel()
+        await asyncio.gather(*self._readers, return_exceptions=True)
 
     # ------------------------------------------------------------------ requests
 

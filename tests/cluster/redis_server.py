@@ -205,7 +205,9 @@ class RedisServer:
         """Stop (cleanly, if running) and start again on the same port.
 
         ``empty``: delete everything Redis had on disk first: the data loss of a Redis
-        that lost its volume, or of one without persistence that crashed.
+        that lost its volume, or of one without persistence that crashed. The stream
+        goes too: a test keeps ``stream()`` from before and checks against the two
+        concatenated, so ids handed out again after the loss show up as repeats.
         """
         await self.stop()
         if empty:

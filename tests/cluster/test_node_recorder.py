@@ -113,6 +113,9 @@ async def test_two_clients_talk_and_a_resume_loses_nothing(
     final = await bob.say("dev", "back")
     await ann.wait_for(text_is("back"))
     await bob.wait_acked(final)
+    leave = await ann.part("dev")
+    assert leave["reason"] == "part" and "dev" not in ann.rooms
+    await bob.wait_for(lambda f: f.get("type") == "leave" and f.get("name") == "ann")
     await bob.close()
     await ann.close()
     stream = await stored_events(node)
@@ -185,3 +188,21 @@ async def test_reconnect_skips_a_dead_address(
     await dead.kill()
     await ann.reconnect()
     assert [c.address for c in ann.connections] == [f"127.0.0.1:{live.port}"] * 2
+
+
+async def test_connect_passes_over_a_frozen_node(
+    start_node: StartNode, recorders: MakeRecorder
+) -> None:
+    """A frozen node accepts the connection and never answers: after attempt_s the
+    client tries the next address."""
+    frozen = await start_node("n1")
+    live = await start_node("n2")
+    frozen.freeze()
+    ann = recorders("ann", [frozen.address, live.address])
+    welcome = await ann.connect(attempt_s=QUIET_S)
+    assert welcome["name"] == "ann"
+    assert [c.address for c in ann.connections] == [
+        f"127.0.0.1:{frozen.port}",
+        f"127.0.0.1:{live.port}",
+    ]
+    assert ann.connections[0].frames == []
