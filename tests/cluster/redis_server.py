@@ -233,7 +233,7 @@ class RedisServer:
         return client
 
     async def stream(self) -> list[dict[str, Any]]:
-        """Every entry of ``chatroom:events``, oldest first, as
+        """Every event of ``chatroom:events``, oldest first, as
         ``{"entry": "<stream id>", "id": int, "event": dict, "node": str}``.
 
         An entry whose fields are missing or not as specified raises ``ValueError``:
@@ -248,6 +248,10 @@ class RedisServer:
                 # redis-py types entries loosely; these are (id, fields) pairs.
                 page = cast(list[tuple[bytes, dict[bytes, bytes]]], raw or [])
                 for entry_id, fields in page:
+                    # An empty event with id 0 is the end of a session: a note for the
+                    # nodes (the name is free again), not an event anyone is sent.
+                    if fields.get(b"event") == b"" and fields.get(b"id") == b"0":
+                        continue
                     entries.append(parse_entry(entry_id, fields))
                 if len(page) < _STREAM_PAGE:
                     return entries
