@@ -82,6 +82,8 @@ class RecordingClient:
         self.rooms: dict[str, str] = {}
         self.lobby = "lobby"
         self.hello_cursor: int | None = None
+        #: The last welcome's ``session`` (cluster mode), sent back in the next hello.
+        self.session: str | None = None
         self.room_cursors: dict[str, int] = {}
         #: Every say/dm sent, by nonce, and which are acknowledged.
         self.sent: dict[str, dict[str, Any]] = {}
@@ -156,6 +158,9 @@ class RecordingClient:
         hello: dict[str, Any] = {"type": "hello", "protocol": 1, "name": self.name}
         if self.hello_cursor is not None:
             hello["resume_after"] = self.hello_cursor
+        if self.session is not None:
+            # Any node then ends our old session at once, as the real clients do.
+            hello["session"] = self.session
         # The node may still have our old session (it has not noticed the drop): wait
         # for it to let go, as a person retrying would.
         while True:
@@ -168,6 +173,7 @@ class RecordingClient:
                 raise Refused(answer)
             await asyncio.sleep(_NAME_TAKEN_RETRY_S)
         self.me = answer["name"]
+        self.session = answer.get("session")
         self.lobby = answer.get("room", "lobby")
         await self._answer(self._own_join(self.lobby), mark)
         return answer
