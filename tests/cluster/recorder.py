@@ -137,6 +137,11 @@ class RecordingClient:
                 await self._send(request)
         return welcome
 
+    @property
+    def connected(self) -> bool:
+        """Whether the current connection is still open (as far as this end knows)."""
+        return self._conn is not None and not self._conn.closed
+
     async def reconnect(self, timeout_s: float = TIMEOUT_S * 2) -> dict[str, Any]:
         """Drop the current connection (if any) and :meth:`connect` to the next address."""
         self.drop()
@@ -169,6 +174,9 @@ class RecordingClient:
             answer = await self._answer(lambda f: f.get("type") in ("welcome", "error"), mark)
             if answer.get("type") == "welcome":
                 break
+            if answer.get("code") == "unavailable":
+                # The node cannot serve now (cut off, rejoining): try the next one.
+                raise ConnectionLost(f"{self.name}: {answer.get('message')}")
             if answer.get("code") != "name_taken":
                 raise Refused(answer)
             await asyncio.sleep(_NAME_TAKEN_RETRY_S)

@@ -1,0 +1,208 @@
+"""Cluster mode under faults: nodes killed, frozen and cut off from Redis, Redis killed
+and restarted with and without its data. Every test ends with the checker: what each
+client received is exactly the stream's events for where it was, and every
+acknowledged message is in the stream once."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from conftest import TIMEOUT_S
+
+from .checker import check
+from .conftest import MakeRecorder, StartNode, StartProxy, StartRedis
+from .node import Node
+from .recorder import RecordingClient, text_is
+from .redis_server import RedisServer
+
+# Short leases keep the tests short; long enough that a busy CI machine renews in time.
+LEASE_S = 2.0
+LEASE = ("--cluster-lease", str(LEASE_S))
+
+
+def _check(stream: Sequence[dict[str, Any]], nodes: list[Node], *clients: RecordingClient) -> None:
+    problems = check([entry["event"] for entry in stream], [c.record() for c in clients])
+    assert problems == [], "\n".join([*problems, *(node.describe() for node in nodes)])
+
+
+def _left(name: str, reason: str | None = None) -> Any:
+    return lambda f: (
+        f.get("type") == "leave"
+        and f.get("name") == name
+        and (reason is None or f.get("reason") == reason)
+    )
+
+
+async def _nodes(start_node: StartNode, url: str, count: int) -> list[Node]:
+    return [await start_node(f"n{i + 1}", redis_url=url, extra=LEASE) for i in range(count)]
+
+
+def _addresses(nodes: list[Node], first: int) -> Any:
+    """The nodes' addresses now (a restarted node has a new port), ``first`` first."""
+    return lambda: [node.address for node in nodes[first:] + nodes[:first]]
+
+
+async def _talk(speakers: list[RecordingClient], room: str, label: str) -> None:
+    """Each speaker says one line and sees everyone's."""
+    nonces = [await speaker.say(room, f"{label} from {speaker.name}") for speaker in speakers]
+    for speaker, nonce in zip(speakers, nonces, strict=True):
+        await speaker.wait_acked(nonce)
+    for listener in speakers:
+        for speaker in speakers:
+            await listener.wait_for(text_is(f"{label} from {speaker.name}"))
+
+
+async def test_killing_nodes_at_random_moments_loses_and_doubles_nothing(
+    redis_server: RedisServer, start_node: StartNode, recorders: MakeRecorder
+) -> None:
+    """Three rounds: a random node is SIGKILLed while messages are in flight; its
+    clients resume on the other node, resend what was not acknowledged, and the
+    killed node comes back and serves again."""
+    rng = random.Random(1802)
+    nodes = await _nodes(start_node, redis_server.url, 2)
+    clients = [
+        recorders(name, _addresses(nodes, index % 2))
+        for index, name in enumerate(("ann", "bob", "cat", "dan"))
+    ]
+    for client in clients:
+        await client.connect()
+        await client.join("dev")
+    await _talk(clients, "dev", "hello")
+    for round_number in range(3):
+        victim = nodes[rng.randrange(2)]
+        # Some messages are on their way when the node dies: sent, not yet acknowledged.
+        for client in rng.sample(clients, 3):
+            await client.say(rng.choice(["dev", "lobby"]), f"in flight {round_number}")
+        await victim.kill()
+        for client in clients:
+            if not client.connected or client.connections[-1].address.endswith(f":{victim.port}"):
+                await client.reconnect(timeout_s=TIMEOUT_S * 2)
+        await victim.start()
+        for client in clients:
+            await client.wait_acked(*client.sent, timeout_s=TIMEOUT_S * 2)
+        await _talk(clients, "dev", f"after round {round_number}")
+    for client in clients:
+        await client.close()
+    _check(await redis_server.stream(), nodes, *clients)
+
+
+async def test_a_frozen_node_loses_its_members_and_serves_again_after_thawing(
+    redis_server: RedisServer, start_node: StartNode, recorders: MakeRecorder
+) -> None:
+    """n2 frozen past its lease: n1's members see its member leave (timeout) once;
+    thawed, n2 finds its lease gone, closes its stale connections, and serves anew."""
+    nodes = await _nodes(start_node, redis_server.url, 2)
+    ann = recorders("ann", [nodes[0].address])
+    bob = recorders("bob", [nodes[1].address])
+    await ann.connect()
+    await bob.connect()
+    await ann.wait_for(lambda f: f.get("type") == "join" and f.get("name") == "bob")
+    nodes[1].freeze()
+    await ann.wait_for(_left("bob", "timeout"), timeout_s=LEASE_S * 4)
+    nodes[1].thaw()
+    await bob.wait_until(lambda: not bob.connected, timeout_s=LEASE_S * 4)
+    cat = recorders("cat", [nodes[1].address])
+    await cat.connect(timeout_s=LEASE_S * 4)
+    nonce = await cat.say("lobby", "n2 is back")
+    await cat.wait_acked(nonce)
+    await ann.wait_for(text_is("n2 is back"))
+    await ann.close()
+    await cat.close()
+    stream = await redis_server.stream()
+    leaves = [e for e in stream if e["event"]["type"] == "leave" and e["event"]["name"] == "bob"]
+    assert len(leaves) == 1, leaves
+    _check(stream, nodes, ann, bob, cat)
+
+
+async def test_a_node_cut_off_from_redis_closes_its_clients_and_rejoins_when_healed(
+    redis_server: RedisServer,
+    start_node: StartNode,
+    start_proxy: StartProxy,
+    recorders: MakeRecorder,
+) -> None:
+    """n2 reaches Redis through a proxy that stops forwarding: within the lease n2 closes
+    its clients, which move to n1 and keep talking; healed, n2 serves again."""
+    proxy = await start_proxy(redis_server.host, redis_server.port)
+    n1 = await start_node("n1", redis_url=redis_server.url, extra=LEASE)
+    n2 = await start_node("n2", redis_url=proxy.url, extra=LEASE)
+    nodes = [n1, n2]
+    ann = recorders("ann", [n1.address])
+    bob = recorders("bob", [n2.address, n1.address])
+    await ann.connect()
+    await bob.connect()
+    await _talk([ann, bob], "lobby", "before")
+    proxy.blackhole()
+    await bob.wait_until(lambda: not bob.connected, timeout_s=LEASE_S * 3)
+    await bob.reconnect(timeout_s=LEASE_S * 4)
+    await _talk([ann, bob], "lobby", "while n2 is cut off")
+    await proxy.heal()
+    cat = recorders("cat", [n2.address])
+    await cat.connect(timeout_s=LEASE_S * 6)
+    await _talk([ann, bob, cat], "lobby", "healed")
+    for client in (ann, bob, cat):
+        await client.close()
+    _check(await redis_server.stream(), nodes, ann, bob, cat)
+
+
+async def test_redis_killed_and_restarted_with_its_aof_loses_nothing(
+    start_redis: StartRedis, start_node: StartNode, recorders: MakeRecorder
+) -> None:
+    """SIGKILL Redis (append-only file, fsync always) and start it again: clients that
+    were closed meanwhile come back, ids go on, and nothing acknowledged is lost."""
+    redis = await start_redis(aof=True)
+    nodes = await _nodes(start_node, redis.url, 2)
+    ann = recorders("ann", _addresses(nodes, 0))
+    bob = recorders("bob", _addresses(nodes, 1))
+    await ann.connect()
+    await bob.connect()
+    await _talk([ann, bob], "lobby", "before")
+    before = await redis.stream()
+    await redis.kill()
+    await redis.restart()
+    for client in (ann, bob):
+        # A client whose send failed while Redis was away was closed; it comes back.
+        if not client.connected:
+            await client.reconnect(timeout_s=LEASE_S * 6)
+    try:
+        await _talk([ann, bob], "lobby", "after")
+    except Exception:
+        # A node may close its clients only now, when it finds its lease ran out.
+        for client in (ann, bob):
+            if not client.connected:
+                await client.reconnect(timeout_s=LEASE_S * 6)
+        await _talk([ann, bob], "lobby", "after")
+    after = await redis.stream()
+    assert after[: len(before)] == before
+    assert min(e["id"] for e in after[len(before) :]) > max(e["id"] for e in before)
+    for client in (ann, bob):
+        await client.close()
+    _check(await redis.stream(), nodes, ann, bob)
+
+
+async def test_redis_restarted_empty_never_reuses_an_id_and_resumes_report_a_gap(
+    redis_server: RedisServer, start_node: StartNode, recorders: MakeRecorder
+) -> None:
+    """Redis loses everything: every node starts over on the new data set, the new ids
+    are above all the old ones, and a resume from before the loss says ``gap``."""
+    nodes = await _nodes(start_node, redis_server.url, 2)
+    ann = recorders("ann", _addresses(nodes, 0))
+    bob = recorders("bob", _addresses(nodes, 1))
+    await ann.connect()
+    await bob.connect()
+    await _talk([ann, bob], "lobby", "before")
+    before = await redis_server.stream()
+    await redis_server.restart(empty=True)
+    for client in (ann, bob):
+        await client.wait_until(lambda c=client: not c.connected, timeout_s=LEASE_S * 3)
+        welcome = await client.reconnect(timeout_s=LEASE_S * 6)
+        assert welcome.get("resumed") is True and welcome.get("gap") is True, welcome
+    await _talk([ann, bob], "lobby", "after")
+    after = await redis_server.stream()
+    assert after, "the new data set has the new events"
+    assert min(e["id"] for e in after) > max(e["id"] for e in before)
+    for client in (ann, bob):
+        await client.close()
+    _check(before + await redis_server.stream(), nodes, ann, bob)
