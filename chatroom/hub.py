@@ -33,7 +33,7 @@ import logging
 import time
 import unicodedata
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -906,7 +906,7 @@ class Hub:
         outgoing = take_replies(waiting_replies)
         if batch:
             # Before the fan-out, which may drop slow readers from the rooms.
-            self.stats.record_batch(batch, self._rooms)
+            self.stats.record_batch(batch, self._delivered_rooms())
             first_room = batch[0][0].room
             if first_room and all(
                 event.room == first_room and not also for event, _, also in batch
@@ -926,6 +926,10 @@ class Hub:
         send_all(outgoing)
         if batch:
             self._update_big_rooms(rooms)
+
+    def _delivered_rooms(self) -> Mapping[str, Sized]:
+        """The rooms' members this process writes to, for counting deliveries."""
+        return self._rooms
 
     def _update_big_rooms(self, rooms: set[str]) -> None:
         """A room is big for lazy members from the flush after it passed the threshold:
