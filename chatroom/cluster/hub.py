@@ -516,20 +516,23 @@ class ClusterHub(Hub):
             member.outbox.close(LeaveReason.TIMEOUT)
 
     def load(self, sessions: list[dict[str, Any]], topics: dict[str, str]) -> None:
-        """Start from a snapshot: who is where on the other nodes, and the topics."""
+        """Start from a snapshot: who is where on the other nodes, and the topics. Each
+        room lists its members in the order of their joins, as on a node that saw them."""
+        placed: list[tuple[int, str, Member]] = []
         for session in sessions:
-            rooms = session.get("rooms") or []
             member = Member(
                 name=session["name"], outbox=_ELSEWHERE, keys=frozenset(session["keys"] or [])
             )
             self._register(session["cid"], member)
             for key in member.keys:
                 self._by_key[key] = member
-            for raw_room in sorted(rooms):
-                room = self._room_names.setdefault(raw_room.casefold(), raw_room)
-                member.rooms[room] = 0
-                self._rooms.setdefault(room, {})[member] = None
-                self._names_wire[room] = None
+            for raw_room, join_id in session.get("rooms") or []:
+                placed.append((int(join_id), raw_room, member))
+        for join_id, raw_room, member in sorted(placed, key=lambda place: place[0]):
+            room = self._room_names.setdefault(raw_room.casefold(), raw_room)
+            member.rooms[room] = join_id
+            self._rooms.setdefault(room, {})[member] = None
+            self._names_wire[room] = None
         self._topics.update(topics or {})
 
     def reset(self) -> None:

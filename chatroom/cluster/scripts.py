@@ -16,8 +16,8 @@ Keys, all under ``chatroom:``:
   ``NODE/TOKEN`` incarnations to reap when their lease is gone; ``inc:NODE/TOKEN``: the
   sessions of one incarnation.
 - ``s:CID``: a session (``name``, ``keys`` as JSON, ``inc``, ``tok``, ``scope`` of its
-  nonces, kept across reconnects); ``r:CID``: its
-  rooms; ``names``: name key -> CID; ``tok:HASH``: the session a reconnect token
+  nonces, kept across reconnects); ``r:CID``: its rooms, each with the id of its join
+  there; ``names``: name key -> CID; ``tok:HASH``: the session a reconnect token
   belongs to; ``topics``: room -> topic; ``nonce:SCOPE:NONCE``: the id a nonce got.
 """
 
@@ -53,7 +53,7 @@ local function end_session(cid, reason, ts, node)
   local key = P .. 's:' .. cid
   local name = redis.call('HGET', key, 'name')
   if not name then return 0 end
-  local rooms = redis.call('SMEMBERS', P .. 'r:' .. cid)
+  local rooms = redis.call('HKEYS', P .. 'r:' .. cid)
   table.sort(rooms)
   local meta = cjson.encode({cid = cid, op = 'leave'})
   for _, room in ipairs(rooms) do
@@ -117,7 +117,7 @@ local function holder_of(keys, cid)
 end
 
 local function in_room(cid, room)
-  return redis.call('SISMEMBER', P .. 'r:' .. cid, room) == 1
+  return redis.call('HEXISTS', P .. 'r:' .. cid, room) == 1
 end
 
 for _, op in ipairs(cjson.decode(ARGV[6])) do
@@ -145,25 +145,27 @@ for _, op in ipairs(cjson.decode(ARGV[6])) do
       for _, k2 in ipairs(op.keys) do redis.call('HSET', P .. 'names', k2, cid) end
       redis.call('SET', P .. 'tok:' .. op.tok, cid)
       redis.call('SADD', P .. 'inc:' .. inc, cid)
-      redis.call('SADD', P .. 'r:' .. cid, op.room)
-      result = {id = append(op.event, node, op.meta), took_over = took_over}
+      local id = append(op.event, node, op.meta)
+      redis.call('HSET', P .. 'r:' .. cid, op.room, id)
+      result = {id = id, took_over = took_over}
     end
   elseif not session(cid) then
     result = {err = 'gone'}
   elseif kind == 'room' then
     if in_room(cid, op.room) then
       result = {err = 'bad_request', detail = 'already in ' .. op.room}
-    elseif redis.call('SCARD', P .. 'r:' .. cid) >= op.max_rooms then
+    elseif redis.call('HLEN', P .. 'r:' .. cid) >= op.max_rooms then
       result = {err = 'too_many_rooms'}
     else
-      redis.call('SADD', P .. 'r:' .. cid, op.room)
-      result = {id = append(op.event, node, op.meta)}
+      local id = append(op.event, node, op.meta)
+      redis.call('HSET', P .. 'r:' .. cid, op.room, id)
+      result = {id = id}
     end
   elseif kind == 'part' then
     if not in_room(cid, op.room) then
       result = {err = 'not_joined'}
     else
-      redis.call('SREM', P .. 'r:' .. cid, op.room)
+      redis.call('HDEL', P .. 'r:' .. cid, op.room)
       result = {id = append(op.event, node, op.meta)}
     end
   elseif kind == 'say' or kind == 'dm' then
@@ -212,7 +214,7 @@ for _, op in ipairs(cjson.decode(ARGV[6])) do
       end
       for _, k2 in ipairs(op.keys) do redis.call('HSET', P .. 'names', k2, cid) end
       redis.call('HSET', key, 'name', op.name, 'keys', cjson.encode(op.keys))
-      local rooms = redis.call('SMEMBERS', P .. 'r:' .. cid)
+      local rooms = redis.call('HKEYS', P .. 'r:' .. cid)
       table.sort(rooms)
       if #rooms == 0 then rooms = {''} end
       local first = nil
@@ -295,8 +297,8 @@ return reaped
 )
 
 # No ARGV. Who is where, at one point of the stream: {"last": stream id, "epoch",
-# "sessions": [{cid, name, keys, rooms}], "topics": {room: text}}. A starting node
-# builds its hub from it and reads the stream from "last" on.
+# "sessions": [{cid, name, keys, rooms: [[room, join id]]}], "topics": {room: text}}.
+# A starting node builds its hub from it and reads the stream from "last" on.
 SNAPSHOT = r"""
 local P = 'chatroom:'
 local last = redis.call('XREVRANGE', P .. 'events', '+', '-', 'COUNT', 1)
@@ -309,7 +311,11 @@ for _, inc in ipairs(redis.call('HKEYS', P .. 'nodes')) do
   for _, cid in ipairs(redis.call('SMEMBERS', P .. 'inc:' .. inc)) do
     local s = redis.call('HMGET', P .. 's:' .. cid, 'name', 'keys')
     if s[1] then
-      local rooms = redis.call('SMEMBERS', P .. 'r:' .. cid)
+      -- Each room with the id of the member's join there: the order members are
+      -- listed in, the same on a node that starts late as on one that saw the joins.
+      local rooms = {}
+      local pairs_ = redis.call('HGETALL', P .. 'r:' .. cid)
+      for i = 1, #pairs_, 2 do table.insert(rooms, {pairs_[i], pairs_[i + 1]}) end
       table.insert(out.sessions, {cid = cid, name = s[1], keys = cjson.decode(s[2]),
                                   rooms = rooms})
     end
