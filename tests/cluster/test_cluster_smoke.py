@@ -3,8 +3,11 @@ nothing wrong with what clients got. Skipped until chatroom-server has --cluster
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import json
 import subprocess
+from typing import Any
 
 import pytest
 from conftest import TIMEOUT_S
@@ -102,3 +105,63 @@ async def test_a_client_of_a_killed_node_resumes_on_another(
     await bob.close()
     await ann.close()
     await _check(redis_server, nodes, ann, bob)
+
+
+async def _ask(address: tuple[str, int], name: str, *requests: dict[str, object]) -> list[Any]:
+    """Say hello as ``name``, send each request, and return the welcome and each answer."""
+    reader, writer = await asyncio.open_connection(*address)
+    answers: list[Any] = []
+    try:
+        async with asyncio.timeout(TIMEOUT_S):
+            for frame in ({"type": "hello", "protocol": 1, "name": name}, *requests):
+                writer.write(json.dumps(frame).encode() + b"\n")
+                while True:
+                    answer = json.loads(await reader.readline())
+                    if answer["type"] in ("welcome", "members", "rooms", "error"):
+                        answers.append(answer)
+                        break
+    finally:
+        writer.close()
+    return answers
+
+
+async def test_a_node_started_late_knows_who_is_where_and_what_was_said(
+    redis_server: RedisServer,
+    start_node: StartNode,
+    recorders: MakeRecorder,
+) -> None:
+    """n3 starts after people joined, talked and set a topic on n1 and n2: its members
+    lists (in join order), rooms, topics and recent history are the other nodes'."""
+    nodes = [
+        await start_node("n1", redis_url=redis_server.url),
+        await start_node("n2", redis_url=redis_server.url),
+    ]
+    people = [
+        recorders(name, [nodes[i % 2].address]) for i, name in enumerate(["zed", "amy", "kim"])
+    ]
+    for person in people:
+        await person.connect()
+        await person.join("dev")
+    acked = [await people[0].say("lobby", "said before n3"), await people[1].say("dev", "dev line")]
+    await people[0].wait_acked(acked[0])
+    await people[1].wait_acked(acked[1])
+    nodes.append(await start_node("n3", redis_url=redis_server.url))
+    requests = (
+        {"type": "who", "room": "lobby"},
+        {"type": "who", "room": "dev"},
+        {"type": "rooms"},
+    )
+    answers = [await _ask(node.address, f"probe{i}", *requests) for i, node in enumerate(nodes)]
+    for answer in answers:
+        welcome, lobby, dev, rooms = answer
+        assert welcome["type"] == "welcome"
+        assert [e.get("text") for e in welcome["history"] if e["type"] == "message"] == [
+            "said before n3"
+        ]
+        assert dev["members"] == ["zed", "amy", "kim"]
+        # The probes come and go; the earlier ones may still be leaving.
+        assert [m for m in lobby["members"] if not m.startswith("probe")] == ["zed", "amy", "kim"]
+        assert {room["name"] for room in rooms["rooms"]} == {"dev", "lobby"}
+        assert [room["members"] for room in rooms["rooms"] if room["name"] == "dev"] == [3]
+    for person in people:
+        await person.close()
