@@ -284,6 +284,15 @@ class RecordingClient:
             mark,
         )
 
+    async def request(
+        self, frame: dict[str, Any], answer: Callable[[dict[str, Any]], bool]
+    ) -> dict[str, Any]:
+        """Send any request (``who``, ``rooms``, ``nick``, ``topic``...) and return the
+        first frame after it on this connection that matches ``answer`` or is an error."""
+        mark = len(self.received)
+        await self._send(frame)
+        return await self._answer(lambda f: f.get("type") == "error" or answer(f), mark)
+
     def _own_join(self, room: str) -> Callable[[dict[str, Any]], bool]:
         key = room.casefold()
         return lambda f: (
