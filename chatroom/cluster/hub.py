@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatroom.delivery import Member, Outbox, WireFormat
 from chatroom.framing import ErrorCode, ProtocolError
-from chatroom.hub import MAX_ROOMS_PER_MEMBER, Hub
+from chatroom.hub import MAX_ROOMS_PER_MEMBER, Hub, _room_error
 from chatroom.names import check_name, name_keys
 from chatroom.protocol import (
     DEFAULT_ROOM,
@@ -158,6 +158,7 @@ class ClusterHub(Hub):
             "name": name,
             "keys": sorted(keys),
             "room": room,
+            "room_key": room.casefold(),
             "tok": token_hash(token),
             "old_tok": token_hash(session) if session is not None else None,
             "event": _split(event),
@@ -167,7 +168,12 @@ class ClusterHub(Hub):
         return member
 
     def join_room(self, member: Member, raw_room: str, *, resume_after: int | None = None) -> str:
-        room = self._room_name(raw_room)
+        # Checked, not yet stored: the stream's first join decides a new room's spelling.
+        try:
+            checked = check_name(raw_room)
+        except ProtocolError as exc:
+            raise _room_error(exc) from None
+        room = self._room_names.get(checked.casefold(), checked)
         if room in member.rooms:
             raise ProtocolError(ErrorCode.BAD_REQUEST, f"already in {room!r}")
         if len(member.rooms) >= MAX_ROOMS_PER_MEMBER:
@@ -179,6 +185,7 @@ class ClusterHub(Hub):
             "room",
             Join(id=0, ts=self._ts(), room=room, name=member.name),
             room=room,
+            room_key=room.casefold(),
             max_rooms=MAX_ROOMS_PER_MEMBER,
             meta={"resume_after": resume_after},
         )
@@ -189,7 +196,7 @@ class ClusterHub(Hub):
         if room not in member.rooms:
             raise ProtocolError(ErrorCode.NOT_JOINED, f"not in {raw_room[:40]!r}")
         event = Leave(id=0, ts=self._ts(), room=room, name=member.name, reason=LeaveReason.PART)
-        self._member_proposal(member, "part", event, room=room)
+        self._member_proposal(member, "part", event, room=room, room_key=room.casefold())
 
     def leave(self, member: Member, reason: LeaveReason) -> None:
         cid = self._cid_of.get(member)
@@ -225,7 +232,9 @@ class ClusterHub(Hub):
             nonce=nonce,
             action=action,
         )
-        self._member_proposal(member, "say", event, room=room, nonce=nonce)
+        self._member_proposal(
+            member, "say", event, room=room, room_key=room.casefold(), nonce=nonce
+        )
         return event
 
     def dm(
@@ -267,7 +276,9 @@ class ClusterHub(Hub):
             raise ProtocolError(ErrorCode.NOT_JOINED, f"not in {raw_room[:40]!r}")
         super()._check_topic(text)
         event = Topic(id=0, ts=self._ts(), room=room, sender=member.name, text=text)
-        self._member_proposal(member, "topic", event, room=room, text=text)
+        self._member_proposal(
+            member, "topic", event, room=room, room_key=room.casefold(), text=text
+        )
 
     def rename(self, member: Member, raw_name: str) -> None:
         name = check_name(raw_name)
@@ -385,8 +396,14 @@ class ClusterHub(Hub):
                 # elsewhere), sees in the replay whether it landed, and resends if not.
                 member.outbox.close(LeaveReason.SHUTDOWN)
         elif "dup" in result and isinstance(event, Message | Dm):
-            again = dataclasses.replace(event, id=int(result["dup"]))
-            self._send_reply_now(member, again, encode(again))
+            stored = result.get("event")
+            if isinstance(stored, str) and stored:
+                payload = stored.encode("utf-8", "surrogatepass") + b"\n"
+                self._send_reply_now(member, parse_server_frame(json.loads(stored)), payload)
+            else:
+                # The stream no longer has it: the same message under the stored id.
+                again = dataclasses.replace(event, id=int(result["dup"]))
+                self._send_reply_now(member, again, encode(again))
 
     def _join_answered(self, cid: str, result: dict[str, Any]) -> None:
         if "err" not in result:
@@ -533,7 +550,8 @@ class ClusterHub(Hub):
             member.rooms[room] = join_id
             self._rooms.setdefault(room, {})[member] = None
             self._names_wire[room] = None
-        self._topics.update(topics or {})
+        for room, text in (topics or {}).items():
+            self._topics[self.room_name(room)] = text
 
     def reset(self) -> None:
         """Forget everyone: Redis is a new data set, and the snapshot says who is left."""

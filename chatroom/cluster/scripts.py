@@ -16,9 +16,11 @@ Keys, all under ``chatroom:``:
   ``NODE/TOKEN`` incarnations to reap when their lease is gone; ``inc:NODE/TOKEN``: the
   sessions of one incarnation.
 - ``s:CID``: a session (``name``, ``keys`` as JSON, ``inc``, ``tok``, ``scope`` of its
-  nonces, kept across reconnects); ``r:CID``: its rooms, each with the id of its join
-  there; ``names``: name key -> CID; ``tok:HASH``: the session a reconnect token
-  belongs to; ``topics``: room -> topic; ``nonce:SCOPE:NONCE``: the id a nonce got.
+  nonces, kept across reconnects); ``r:CID``: its rooms (case-folded), each with the id
+  of its join there; ``roomnames``: a room's first spelling, its name for good;
+  ``names``: name key -> CID; ``tok:HASH``: the session a reconnect token belongs to;
+  ``topics``: room (case-folded) -> topic; ``nonce:SCOPE:NONCE``: the id a nonce got
+  and its stream entry.
 """
 
 from __future__ import annotations
@@ -37,9 +39,9 @@ local MAXLEN = tonumber(ARGV[5])
 local function append(event, node, meta)
   local id = string.format('%.0f', redis.call('INCR', P .. 'next_id'))
   local body = event[1] .. id .. event[2]
-  redis.call('XADD', P .. 'events', 'MAXLEN', '~', MAXLEN, '*',
-             'id', id, 'event', body, 'node', node, 'meta', meta)
-  return id
+  local entry = redis.call('XADD', P .. 'events', 'MAXLEN', '~', MAXLEN, '*',
+                           'id', id, 'event', body, 'node', node, 'meta', meta)
+  return id, entry
 end
 
 local function leave_event(ts, room, name, reason)
@@ -48,13 +50,23 @@ local function leave_event(ts, room, name, reason)
           cjson.encode(reason) .. '}'}
 end
 
+-- A session's rooms as spelled when each was first created, in a stable order.
+local function rooms_of(cid)
+  local keys = redis.call('HKEYS', P .. 'r:' .. cid)
+  table.sort(keys)
+  local rooms = {}
+  for _, room_key in ipairs(keys) do
+    table.insert(rooms, redis.call('HGET', P .. 'roomnames', room_key) or room_key)
+  end
+  return rooms
+end
+
 -- Ends a session: a leave in each of its rooms, its names freed. Returns the count.
 local function end_session(cid, reason, ts, node)
   local key = P .. 's:' .. cid
   local name = redis.call('HGET', key, 'name')
   if not name then return 0 end
-  local rooms = redis.call('HKEYS', P .. 'r:' .. cid)
-  table.sort(rooms)
+  local rooms = rooms_of(cid)
   local meta = cjson.encode({cid = cid, op = 'leave'})
   for _, room in ipairs(rooms) do
     append(leave_event(ts, room, name, reason), node, meta)
@@ -106,39 +118,49 @@ local function session(cid)
   return key
 end
 
-local function holder_of(keys, cid)
+local function holder_of(keys, cid, also_free)
   for _, k in ipairs(keys) do
     local holder = redis.call('HGET', P .. 'names', k)
-    if holder and holder ~= cid then
+    if holder and holder ~= cid and holder ~= also_free then
       return redis.call('HGET', P .. 's:' .. holder, 'name') or '?', k
     end
   end
   return nil
 end
 
-local function in_room(cid, room)
-  return redis.call('HEXISTS', P .. 'r:' .. cid, room) == 1
+local function in_room(cid, room_key)
+  return redis.call('HEXISTS', P .. 'r:' .. cid, room_key) == 1
+end
+
+-- A room's first spelling is its name for good, as on a single server.
+local function enter(cid, op, id)
+  redis.call('HSETNX', P .. 'roomnames', op.room_key, op.room)
+  redis.call('HSET', P .. 'r:' .. cid, op.room_key, id)
 end
 
 for _, op in ipairs(cjson.decode(ARGV[6])) do
   local kind, cid = op.op, op.cid
   local result
   if kind == 'join' then
-    -- A reconnect names its old session by token: that one ends first (its leaves),
-    -- and the new one keeps its nonce scope, so a resend after a failover is seen.
-    local scope = cid
-    local took_over = 0
+    -- A reconnect names its old session by token. The name is checked first, with the
+    -- old session's own keys counting as free: a refused hello changes nothing. Then
+    -- the old session ends (its leaves) and the new one keeps its nonce scope, so a
+    -- resend after a failover is recognised.
+    local old = nil
     if op.old_tok ~= cjson.null then
-      local old = redis.call('GET', P .. 'tok:' .. op.old_tok)
-      if old and old ~= cid then
-        scope = redis.call('HGET', P .. 's:' .. old, 'scope') or scope
-        took_over = end_session(old, 'timeout', ts, node)
-      end
+      old = redis.call('GET', P .. 'tok:' .. op.old_tok)
+      if old == cid then old = nil end
     end
-    local holder, k = holder_of(op.keys, cid)
+    local holder, k = holder_of(op.keys, cid, old)
     if holder then
       result = {err = 'name_taken', detail = holder, key = k}
     else
+      local scope = cid
+      local took_over = 0
+      if old then
+        scope = redis.call('HGET', P .. 's:' .. old, 'scope') or scope
+        took_over = end_session(old, 'timeout', ts, node)
+      end
       local key = P .. 's:' .. cid
       redis.call('HSET', key, 'name', op.name, 'keys', cjson.encode(op.keys), 'inc', inc,
                  'tok', op.tok, 'scope', scope)
@@ -146,31 +168,31 @@ for _, op in ipairs(cjson.decode(ARGV[6])) do
       redis.call('SET', P .. 'tok:' .. op.tok, cid)
       redis.call('SADD', P .. 'inc:' .. inc, cid)
       local id = append(op.event, node, op.meta)
-      redis.call('HSET', P .. 'r:' .. cid, op.room, id)
+      enter(cid, op, id)
       result = {id = id, took_over = took_over}
     end
   elseif not session(cid) then
     result = {err = 'gone'}
   elseif kind == 'room' then
-    if in_room(cid, op.room) then
+    if in_room(cid, op.room_key) then
       result = {err = 'bad_request', detail = 'already in ' .. op.room}
     elseif redis.call('HLEN', P .. 'r:' .. cid) >= op.max_rooms then
       result = {err = 'too_many_rooms'}
     else
       local id = append(op.event, node, op.meta)
-      redis.call('HSET', P .. 'r:' .. cid, op.room, id)
+      enter(cid, op, id)
       result = {id = id}
     end
   elseif kind == 'part' then
-    if not in_room(cid, op.room) then
+    if not in_room(cid, op.room_key) then
       result = {err = 'not_joined'}
     else
-      redis.call('HDEL', P .. 'r:' .. cid, op.room)
+      redis.call('HDEL', P .. 'r:' .. cid, op.room_key)
       result = {id = append(op.event, node, op.meta)}
     end
   elseif kind == 'say' or kind == 'dm' then
     local ok = true
-    if kind == 'say' and not in_room(cid, op.room) then
+    if kind == 'say' and not in_room(cid, op.room_key) then
       result = {err = 'not_joined'}
       ok = false
     elseif kind == 'dm' then
@@ -185,21 +207,33 @@ for _, op in ipairs(cjson.decode(ARGV[6])) do
       local nonce_key = P .. 'nonce:' .. scope .. ':' .. op.nonce
       local seen = redis.call('GET', nonce_key)
       if seen then
-        result = {dup = seen}
+        -- The stored event itself, while the stream still has it: the resend's
+        -- acknowledgement is then the very frame everyone else was sent.
+        local space = string.find(seen, ' ', 1, true)
+        local found = redis.call('XRANGE', P .. 'events', string.sub(seen, space + 1),
+                                 string.sub(seen, space + 1))
+        local stored = nil
+        if #found > 0 then
+          local fields = found[1][2]
+          for i = 1, #fields, 2 do
+            if fields[i] == 'event' then stored = fields[i + 1] end
+          end
+        end
+        result = {dup = string.sub(seen, 1, space - 1), event = stored}
         ok = false
       else
-        local id = append(op.event, node, op.meta)
-        redis.call('SET', nonce_key, id, 'EX', op.nonce_ttl)
+        local id, entry = append(op.event, node, op.meta)
+        redis.call('SET', nonce_key, id .. ' ' .. entry, 'EX', op.nonce_ttl)
         result = {id = id}
         ok = false
       end
     end
     if ok then result = {id = append(op.event, node, op.meta)} end
   elseif kind == 'topic' then
-    if not in_room(cid, op.room) then
+    if not in_room(cid, op.room_key) then
       result = {err = 'not_joined'}
     else
-      redis.call('HSET', P .. 'topics', op.room, op.text)
+      redis.call('HSET', P .. 'topics', op.room_key, op.text)
       result = {id = append(op.event, node, op.meta)}
     end
   elseif kind == 'nick' then
@@ -214,8 +248,7 @@ for _, op in ipairs(cjson.decode(ARGV[6])) do
       end
       for _, k2 in ipairs(op.keys) do redis.call('HSET', P .. 'names', k2, cid) end
       redis.call('HSET', key, 'name', op.name, 'keys', cjson.encode(op.keys))
-      local rooms = redis.call('HKEYS', P .. 'r:' .. cid)
-      table.sort(rooms)
+      local rooms = rooms_of(cid)
       if #rooms == 0 then rooms = {''} end
       local first = nil
       for _, room in ipairs(rooms) do
@@ -315,13 +348,19 @@ for _, inc in ipairs(redis.call('HKEYS', P .. 'nodes')) do
       -- listed in, the same on a node that starts late as on one that saw the joins.
       local rooms = {}
       local pairs_ = redis.call('HGETALL', P .. 'r:' .. cid)
-      for i = 1, #pairs_, 2 do table.insert(rooms, {pairs_[i], pairs_[i + 1]}) end
+      for i = 1, #pairs_, 2 do
+        local room = redis.call('HGET', P .. 'roomnames', pairs_[i]) or pairs_[i]
+        table.insert(rooms, {room, pairs_[i + 1]})
+      end
       table.insert(out.sessions, {cid = cid, name = s[1], keys = cjson.decode(s[2]),
                                   rooms = rooms})
     end
   end
 end
 local topics = redis.call('HGETALL', P .. 'topics')
-for i = 1, #topics, 2 do out.topics[topics[i]] = topics[i + 1] end
+for i = 1, #topics, 2 do
+  local room = redis.call('HGET', P .. 'roomnames', topics[i]) or topics[i]
+  out.topics[room] = topics[i + 1]
+end
 return cjson.encode(out)
 """
