@@ -286,7 +286,10 @@ class ClusterHub(Hub):
         self._check_free(keys, member)
         if name == member.name:
             return
-        cid = self._cid_of[member]
+        self._check_available()
+        cid = self._cid_of.get(member)
+        if cid is None or cid not in self._by_cid:
+            raise ProtocolError(ErrorCode.NOT_JOINED, "not joined yet")
         self._propose(
             {
                 "op": "nick",
