@@ -240,7 +240,8 @@ def _server_parser() -> argparse.ArgumentParser:
         "--cluster",
         metavar="REDIS_URL",
         help="be one node of a cluster sharing this Redis, e.g. redis://10.0.0.5:6379/0 "
-        "(needs pip install 'chatroom[cluster]'); see docs/cluster.md",
+        "(needs pip install 'chatroom[cluster]'; a URL with a password: better set "
+        "CHATROOM_CLUSTER, which ps does not show); see docs/cluster.md",
     )
     cluster.add_argument(
         "--node-id",

@@ -158,6 +158,11 @@ def options(parser: argparse.ArgumentParser) -> dict[str, Option]:
     return found
 
 
+# Options that may hold a secret, and the environment variable that sets each between
+# the command line and the file: ps shows a command line, not a process's environment.
+SECRET_VARIABLES = {"password": "CHATROOM_PASSWORD", "cluster": "CHATROOM_CLUSTER"}
+
+
 @dataclass
 class Resolved:
     """The options in force and where each came from."""
@@ -174,7 +179,7 @@ class Resolved:
         if self.origins.get(option.dest) == "file":
             return f"{self.path}:{self.lines.get(option.dest, 1)}: {option.key}"
         if self.origins.get(option.dest) == "environment":
-            return "CHATROOM_PASSWORD"
+            return SECRET_VARIABLES.get(option.dest, option.flag)
         return option.flag
 
 
@@ -219,10 +224,11 @@ def resolve(
     for dest, value in vars(given).items():
         setattr(args, dest, value)
         resolved.origins[dest] = "command line"
-    secret = environ.get("CHATROOM_PASSWORD")
-    if secret and resolved.origins.get("password") != "command line":
-        args.password = secret
-        resolved.origins["password"] = "environment"
+    for dest, variable in SECRET_VARIABLES.items():
+        secret = environ.get(variable)
+        if secret and resolved.origins.get(dest) != "command line":
+            setattr(args, dest, secret)
+            resolved.origins[dest] = "environment"
     _check(resolved, by_dest)
     return resolved
 

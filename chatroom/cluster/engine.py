@@ -106,7 +106,7 @@ class Engine:
         try:
             await self._join_cluster(first=True)
         except RedisError as exc:
-            raise ClusterUnavailable(f"cannot reach {self.url}: {exc}") from None
+            raise ClusterUnavailable(f"cannot reach {self.safe_url()}: {exc}") from None
         self._tasks = [
             asyncio.create_task(self._send_loop_guard(), name="cluster-read"),
             asyncio.create_task(self._keep_lease(), name="cluster-lease"),
