@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import shutil
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
 import chatroom.bench as bench_module
+import chatroom.bench.cluster as cluster_module
 import chatroom.bench.server_proc as server_proc_module
 from chatroom.bench import BenchError, Options
 from chatroom.bench.engine import _Client, _LoadSpec
@@ -528,3 +530,67 @@ def test_irc_client_counts_every_line_however_reads_split(read_size: int) -> Non
         load.close()
         far.close()
         ours.close()
+
+
+# ---------------------------------------------------------------------------- cluster
+
+
+def _cluster_ready() -> bool:
+    """Whether --cluster can run here: redis-server and the server's Redis client."""
+    import importlib.util
+
+    return (
+        shutil.which("redis-server") is not None and importlib.util.find_spec("redis") is not None
+    )
+
+
+@pytest.mark.timeout(BENCH_TIMEOUT_S + 30)
+def test_cluster_fanout_spreads_members_over_two_nodes() -> None:
+    """--cluster 2 --observer-node: a redis-server and two nodes (and an idle third)
+    per run, members on both, every message delivered to everyone; the report has each
+    node's CPU, CPU per delivery, per appended event (Redis) and per applied event (the
+    idle node), and latency both between members of one node and across nodes."""
+    if not _cluster_ready():
+        message = "--cluster needs redis-server and the redis client (chatroom[cluster])"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    # A whole second measured: CPU figures come in 10 ms ticks from /proc.
+    report = _bench(
+        "fanout",
+        *("--cluster", "2", "--observer-node", "--duration", "1", "--warmup", "0.2"),
+    )
+    assert report["config"]["cluster"] == [2]
+    median = _medians(report, "fanout")["cluster-2"]
+    assert median["cluster_nodes"] == 2
+    assert median["members"] == 3 + 2
+    assert median["sent"] > 0
+    assert median["lost"] == median["extra"] == 0
+    assert median["errors"] == median["disconnects"] == 0
+    assert median["deliveries_per_s"] > 0
+    assert median["events_appended"] > 0
+    assert len(median["node_cpu_s"]) == 2
+    assert all(cpu is not None and cpu >= 0 for cpu in median["node_cpu_s"])
+    for key in (
+        "node_cpu_s_total",
+        "node_us_per_delivery",
+        "redis_us_per_event",
+        "node_us_per_applied_event",
+        "server_us_per_delivery",
+    ):
+        assert median[key] is not None and median[key] > 0, key
+    for path in ("same", "cross"):
+        assert median[f"{path}_samples"] > 0, path
+        assert 0 <= median[f"p50_{path}_us"] <= median[f"p99_{path}_us"], path
+
+
+def test_cluster_options_are_checked_up_front(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--cluster runs the room workloads only and needs redis-server, which the bench
+    says before starting anything; --observer-node is a cluster's."""
+    with pytest.raises(SystemExit):
+        bench_module.main(["idle", "--cluster", "2"])
+    with pytest.raises(SystemExit):
+        bench_module.main(["fanout", "--observer-node"])
+    monkeypatch.setattr(cluster_module.shutil, "which", lambda name: None)
+    with pytest.raises(BenchError, match="redis-server"):
+        bench_module.run(Options(workloads=("fanout",), cluster=(2,)))

@@ -32,12 +32,19 @@ on NDJSON, half on WebSocket).
     chatroom-bench fanout idle --transport both
     chatroom-bench fanout --receivers 500 --transport ndjson,irc
     chatroom-bench --json > results.json
+    chatroom-bench fanout latency --cluster 0,1,2 --observer-node
+
+``--cluster N`` runs chatroom as N nodes sharing a redis-server the bench starts for each
+run, members spread round-robin over the nodes; latency is split into pairs on one node
+and pairs across nodes, and the report adds each node's CPU, Redis CPU per appended
+event and (``--observer-node``) what a node with no members pays per applied event.
 
 The package, from the command line down:
 
 ``cli``, ``options``   the arguments, checked, into ``Options``
 ``driver``             every workload, size and server in turn
 ``server_proc``        the server under test: chatroom, the naive baseline, the floor
+``cluster``            ``--cluster``: a redis-server and chatroom nodes, their CPU per event
 ``room``               the fanout and latency workloads
 ``silent``             the idle and join-storm workloads
 ``load``               the load processes, and the bench's side of their pipes

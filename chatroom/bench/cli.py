@@ -65,6 +65,19 @@ def _transports(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(kinds))
 
 
+def _node_counts(text: str) -> tuple[int, ...]:
+    """``2``, or ``0,1,2`` for columns side by side (0: the single server)."""
+    try:
+        values = tuple(dict.fromkeys(int(part) for part in text.split(",") if part.strip()))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected a node count like 2, or 0,1,2"
+        ) from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected node counts of 0 or more")
+    return values
+
+
 def _address(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not port.isdigit():
@@ -244,6 +257,22 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="keep server logs, transcripts and data here (default: a temporary directory)",
     )
+    parser.add_argument(
+        "--cluster",
+        type=_node_counts,
+        default=(),
+        metavar="N[,N...]",
+        help="run chatroom as a cluster of N nodes sharing a redis-server the bench starts "
+        "(redis-server must be installed); members are spread round-robin over the nodes. "
+        "A list runs each size as a column, interleaved run by run; 0 is the single "
+        "server. fanout and latency only",
+    )
+    parser.add_argument(
+        "--observer-node",
+        action="store_true",
+        help="with --cluster: one more node with no clients, whose CPU per event is what "
+        "applying an event costs a node that has nobody to send it to",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument(
@@ -275,7 +304,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--message-bytes must be at least {TEXT_HEADER_CHARS}")
     if args.duration <= 0 or args.warmup < 0:
         parser.error("--duration must be positive and --warmup not negative")
-    workloads = tuple(dict.fromkeys(args.workloads)) or WORKLOADS
+    clustered = any(args.cluster)
+    # A cluster runs the room workloads; idle and join-storm measure one process's memory
+    # and accept queue, which a cluster's nodes split between them.
+    workloads = tuple(dict.fromkeys(args.workloads)) or (
+        ("fanout", "latency") if clustered else WORKLOADS
+    )
+    if clustered:
+        if set(workloads) - {"fanout", "latency"}:
+            parser.error("--cluster runs fanout and latency only")
+        if args.addr is not None:
+            parser.error("--cluster starts its own nodes: drop --addr")
+        if "irc" in args.transport:
+            parser.error("--cluster: members speak ndjson or websocket (the nodes have no IRC)")
+    elif args.observer_node:
+        parser.error("--observer-node is a node of a cluster: add --cluster N")
     if args.transport == ("mixed",) and workloads != ("fanout",):
         parser.error("--transport mixed is a fanout variant: add ndjson or websocket")
     if args.addr is not None and "irc" in args.transport:
@@ -320,6 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pin=not args.no_pin,
         quiet_wait_s=args.quiet_wait,
         workdir=args.workdir,
+        cluster=args.cluster,
+        observer_node=args.observer_node,
         progress=None if args.json else lambda text: print(f"… {text}", file=sys.stderr),
     )
     try:

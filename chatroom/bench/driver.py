@@ -10,12 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from chatroom.bench.cluster import _check_cluster, _with_any_server, cluster_label
 from chatroom.bench.host import _pin, _plan_cores, _raise_nofile, machine_info
 from chatroom.bench.measure import _wait_quiet
 from chatroom.bench.options import Options
 from chatroom.bench.report import _Entry, _find, _median, _targets
 from chatroom.bench.room import _room_run
-from chatroom.bench.server_proc import _check_companions, _Server, _with_server
+from chatroom.bench.server_proc import _check_companions, _Server
 from chatroom.bench.silent import _idle_run, _storm_run
 
 __all__ = ["run"]
@@ -40,12 +41,19 @@ def _fanout_body(
     return _room_run(options, server, "fanout", receivers, 0.0, load_core, run_tag, transport)
 
 
+def _ours(server: str) -> bool:
+    """chatroom, alone or as a cluster: it speaks every transport."""
+    return server == "chatroom" or server.startswith("cluster-")
+
+
 def _columns(servers: list[str], transports: tuple[str, ...]) -> list[tuple[str, str]]:
-    """(server, transport) for every run of a round, in order: chatroom over each
-    transport, then the others, which speak NDJSON only."""
-    columns = [("chatroom", transport) for transport in transports]
+    """(server, transport) for every run of a round, in order: chatroom (and its
+    clusters) over each transport, then the others, which speak NDJSON only."""
+    columns = [
+        (server, transport) for server in servers if _ours(server) for transport in transports
+    ]
     if "ndjson" in transports:
-        columns += [(server, "ndjson") for server in servers if server != "chatroom"]
+        columns += [(server, "ndjson") for server in servers if not _ours(server)]
     return columns
 
 
@@ -57,10 +65,12 @@ def _say(options: Options, text: str) -> None:
 def run(options: Options) -> dict[str, Any]:
     """Run the selected workloads and return everything measured, ready for JSON."""
     _check_companions(options)
+    if any(options.cluster):
+        _check_cluster(options)
     _raise_nofile()
     server_core, load_core = _plan_cores(options.pin)
     _pin(load_core)  # the bench itself is load, not server
-    servers = ["chatroom"]
+    servers = [cluster_label(nodes) for nodes in options.cluster] or ["chatroom"]
     if options.baseline:
         servers.append("naive")
     if options.floor:
@@ -101,7 +111,7 @@ def run(options: Options) -> dict[str, Any]:
                     run_tag = tag()
                     waited = _wait_quiet(options.quiet_wait_s) if options.quiet_wait_s else 0.0
                     _say(options, f"{workload} {size} {label} {transport}: run {run_number + 1}")
-                    result = _with_server(
+                    result = _with_any_server(
                         options,
                         label,
                         workdir,
@@ -125,13 +135,14 @@ def run(options: Options) -> dict[str, Any]:
                 )
         if "latency" in options.workloads:
             rate = options.rate
-            # Every transport is offered the same rate: the first one's half maximum.
+            # Every transport (and cluster) is offered the same rate: the first one's
+            # half maximum.
             first = next(kind for kind in options.transports if kind != "mixed")
             if rate is None:
                 measured = _find(
                     entries,
                     "fanout",
-                    "chatroom",
+                    servers[0],
                     transport=first,
                     receivers=options.latency_receivers,
                 )
@@ -140,9 +151,9 @@ def run(options: Options) -> dict[str, Any]:
                         options,
                         f"latency: measuring the maximum at R={options.latency_receivers} first",
                     )
-                    calibration = _with_server(
+                    calibration = _with_any_server(
                         options,
-                        "chatroom",
+                        servers[0],
                         workdir,
                         server_core,
                         tag(),
@@ -198,7 +209,13 @@ def run(options: Options) -> dict[str, Any]:
             )
 
     return {
-        "machine": {**machine_info(), "server_core": server_core, "load_core": load_core},
+        "machine": {
+            **machine_info(),
+            "server_core": server_core,
+            "load_core": load_core,
+            # --cluster: every node and redis-server run on the server's core.
+            "cluster_core": server_core if any(options.cluster) else None,
+        },
         "config": {
             "runs": options.runs,
             "senders": options.senders,
@@ -216,6 +233,8 @@ def run(options: Options) -> dict[str, Any]:
             "addr": f"{options.addr[0]}:{options.addr[1]}" if options.addr else None,
             "baseline": options.baseline,
             "floor": options.floor,
+            "cluster": list(options.cluster),
+            "observer_node": options.observer_node,
         },
         "results": [entry.to_json() for entry in entries],
         "targets": _targets(entries, lazy_members=options.lazy_members),

@@ -67,6 +67,12 @@ class _LoadSpec:
     # in WebSocket messages, as the web app's clients send them) or irc (the gateway;
     # ``port`` is then its port).
     transport: str = "ndjson"
+    # --cluster: for each name, the port of the node it connects to and that node's
+    # number; for each sender number, its node. Empty: every client on ``port``, and
+    # latency is not split by whether a message crossed from one node to another.
+    ports: tuple[int, ...] = ()
+    nodes: tuple[int, ...] = ()
+    sender_nodes: tuple[int, ...] = ()
 
 
 class _Client:
@@ -82,7 +88,9 @@ class _Client:
         "messages",
         "name",
         "next_at",
+        "node",
         "pad",
+        "port",
         "probe",
         "resolved",
         "sender_id",
@@ -97,8 +105,19 @@ class _Client:
         "wire",
     )
 
-    def __init__(self, name: str, sender_id: int, probe: bool, pad: bytes, marker: bytes) -> None:
+    def __init__(
+        self,
+        name: str,
+        sender_id: int,
+        probe: bool,
+        pad: bytes,
+        marker: bytes,
+        port: int = 0,
+        node: int = 0,
+    ) -> None:
         self.name = name
+        self.port = port
+        self.node = node
         self.sender_id = sender_id
         self.probe = probe
         self.marker = marker
@@ -151,8 +170,12 @@ class _Load(abc.ABC):
                 if sender_id >= 0
                 else b"",
                 self._ack_marker(name),
+                spec.ports[index] if spec.ports else spec.port,
+                spec.nodes[index] if spec.nodes else 0,
             )
-            for name, sender_id, probe in zip(spec.names, spec.sender_ids, spec.probes, strict=True)
+            for index, (name, sender_id, probe) in enumerate(
+                zip(spec.names, spec.sender_ids, spec.probes, strict=True)
+            )
         ]
         self.senders = [client for client in self.clients if client.sender_id >= 0]
         self.phase_offsets = [rng.random() for _ in self.senders]
@@ -164,6 +187,9 @@ class _Load(abc.ABC):
         self.sends = array.array("q")
         self.marks = array.array("q")
         self.mark_counts = array.array("q")
+        # Beside each send stamp: 1 when its sender is on another node than the probe.
+        self.sender_nodes = spec.sender_nodes
+        self.crossed = array.array("b")
         self.started = 0
         self.connected = 0
         self.hello_on_connect = True
@@ -234,7 +260,7 @@ class _Load(abc.ABC):
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.started += 1
-        error = sock.connect_ex((self.spec.host, self.spec.port))
+        error = sock.connect_ex((self.spec.host, client.port))
         if error not in (0, errno.EINPROGRESS):
             sock.close()
             self._connect_failed(client, os.strerror(error))
@@ -520,6 +546,18 @@ class _Load(abc.ABC):
             index += count
         return dict(Counter(values))
 
+    def latency_by_path(self) -> tuple[dict[int, int], dict[int, int]]:
+        """``latency_histogram`` split: (sender on the probe's node, on another node)."""
+        same: Counter[int] = Counter()
+        cross: Counter[int] = Counter()
+        sends, crossed = self.sends, self.crossed
+        index = 0
+        for now, count in zip(self.marks, self.mark_counts, strict=True):
+            for at in range(index, index + count):
+                (cross if crossed[at] else same)[(now - sends[at]) // 1000] += 1
+            index += count
+        return dict(same), dict(cross)
+
     def report(self, expected: int | None = None) -> dict[str, Any]:
         lost = extra = 0
         if expected is not None:
@@ -528,7 +566,12 @@ class _Load(abc.ABC):
                     continue
                 lost += max(0, expected - client.messages)
                 extra += max(0, client.messages - expected)
+        split: dict[str, Any] = {}
+        if self.sender_nodes:
+            same, cross = self.latency_by_path()
+            split = {"latency_same_us": same, "latency_cross_us": cross}
         return {
+            **split,
             "clients": len(self.clients),
             "welcomed": self.welcomed,
             "settled": self.settled,

@@ -102,10 +102,10 @@ def _percentiles(histogram: dict[int, int]) -> dict[str, float | None]:
     return result
 
 
-def _merge_histograms(reports: Iterable[dict[str, Any]]) -> dict[int, int]:
+def _merge_histograms(reports: Iterable[dict[str, Any]], key: str = "latency_us") -> dict[int, int]:
     merged: Counter[int] = Counter()
     for report in reports:
-        merged.update(report["latency_us"])
+        merged.update(report[key])
     return dict(merged)
 
 

@@ -105,4 +105,10 @@ class Options:
     pin: bool = True
     quiet_wait_s: float = 0.0
     workdir: Path | None = None
+    # --cluster: node counts, one column each (0 is the single server as without it);
+    # every run of a cluster starts its own redis-server and nodes.
+    cluster: tuple[int, ...] = ()
+    # One more node in each cluster, with no clients: what applying an event costs a
+    # node that has nobody to deliver it to.
+    observer_node: bool = False
     progress: Callable[[str], None] | None = None

@@ -60,6 +60,15 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
             summary[key] = statistics.median(values)  # type: ignore[type-var]
         elif all(isinstance(value, str) for value in values):
             summary[key] = Counter(values).most_common(1)[0][0]
+        elif all(isinstance(value, list) for value in values) and key != "error_samples":
+            # One figure per node: each node's median over the runs.
+            summary[key] = [
+                statistics.median(numbers) if numbers else None
+                for numbers in (
+                    [value for value in column if isinstance(value, int | float)]
+                    for column in zip(*values, strict=True)
+                )
+            ]
         elif key == "error_samples":
             summary[key] = [sample for value in values for sample in value or []][:5]
         elif key == "core_busy_pct":
@@ -270,6 +279,20 @@ _COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("connect_failures", "connect failures", ",d"),
     ],
 }
+# Beside the others when a cluster ran (fanout and latency): latency by whether sender
+# and receiver were on one node, and what the cluster's processes cost.
+_CLUSTER_COLUMNS: list[tuple[str, str, str]] = [
+    ("p50_same_us", "p50 same-node µs ↓", ",.0f"),
+    ("p99_same_us", "p99 same-node µs ↓", ",.0f"),
+    ("p50_cross_us", "p50 cross-node µs ↓", ",.0f"),
+    ("p99_cross_us", "p99 cross-node µs ↓", ",.0f"),
+    ("events_per_s", "events appended/s", ",.0f"),
+    ("node_cpu_s", "node CPU s, each", "list"),
+    ("node_us_per_delivery", "node CPU µs/delivery (sum of nodes) ↓", ".2f"),
+    ("node_us_per_applied_event", "idle node CPU µs/applied event ↓", ".1f"),
+    ("redis_us_per_event", "Redis CPU µs/appended event ↓", ".1f"),
+    ("redis_cpu_pct", "Redis CPU %", ".0f"),
+]
 _LOWER_IS_BETTER = frozenset(
     {
         "p50_us",
@@ -292,6 +315,8 @@ def _format(value: Any, spec: str) -> str:
         return "—"
     if spec == "s":
         return str(value)
+    if spec == "list":
+        return " / ".join("—" if item is None else f"{item:.2f}" for item in value)
     if spec == "mib":
         return f"{value / 1024:,.1f}"
     if spec.endswith("d"):
@@ -318,7 +343,8 @@ def _ratio(first: Any, second: Any, key: str, spec: str, *, goal: float | None) 
     against it where it applies (deliveries/s at least 1/goal of NDJSON's, CPU per
     delivery at most goal times)."""
     if (
-        not isinstance(first, int | float)
+        spec == "list"
+        or not isinstance(first, int | float)
         or not isinstance(second, int | float)
         or isinstance(first, bool)
         or not second
@@ -333,6 +359,44 @@ def _ratio(first: Any, second: Any, key: str, spec: str, *, goal: float | None) 
     elif goal and key == "server_us_per_delivery":
         text += " ✓" if ratio <= goal else " ✗"
     return text
+
+
+def _cluster_notes(console: Any, report: dict[str, Any]) -> None:
+    """Where a cluster's processes ran, and what its figures mean."""
+    machine, config = report["machine"], report["config"]
+    if machine.get("cluster_core") is not None:
+        where = (
+            f"cluster: every node and redis-server share core {machine['cluster_core']} (the "
+            f"server's core), the load generator has core {machine['load_core']}: with "
+            f"{machine['nproc']} cores there is none to give each node, so a cluster's "
+            "throughput here is at most one core's; its cost shows per event"
+        )
+    else:
+        where = "cluster: not pinned; nodes, redis-server and the load generator share the cores"
+    lines = [
+        where,
+        "members go round-robin over the nodes (senders too): with 2 nodes half of the "
+        "messages a receiver gets come from a sender on the other node (cross-node)",
+        "server CPU is the whole cluster's: every node, redis-server"
+        + (" and the idle node" if config.get("observer_node") else ""),
+        "node CPU µs/delivery: the nodes members are on, summed, over deliveries",
+        "Redis CPU µs/appended event: redis-server's CPU over the events the script "
+        "appended (the growth of chatroom:next_id in the window); it includes serving "
+        "each node's stream reads",
+    ]
+    if config.get("observer_node"):
+        lines.append(
+            "idle node CPU µs/applied event: one more node with no clients (--observer-node) "
+            "over the events appended: what every node pays per event, receivers or not "
+            "(reading the stream, the history store, the transcript)"
+        )
+    else:
+        lines.append(
+            "idle node CPU per applied event: add --observer-node (one more node with no "
+            "clients, on the same core, so it takes CPU from the others)"
+        )
+    for line in lines:
+        console.print(f"  {line}", style="dim", highlight=False)
 
 
 def print_report(report: dict[str, Any]) -> None:
@@ -366,6 +430,8 @@ def print_report(report: dict[str, Any]) -> None:
         highlight=False,
         style="dim",
     )
+    if machine.get("cluster_core") is not None or any(config.get("cluster") or ()):
+        _cluster_notes(console, report)
     results = report["results"]
     several = len({entry.get("transport", "ndjson") for entry in results}) > 1
     for workload in WORKLOADS:
@@ -408,7 +474,10 @@ def print_report(report: dict[str, Any]) -> None:
             by_column = {
                 _column(entry): entry["median"] for entry in entries if entry["size"] == size
             }
-            for number, (key, heading, spec) in enumerate(_COLUMNS[workload]):
+            rows = _COLUMNS[workload]
+            if any(median.get("cluster_nodes") for median in by_column.values()):
+                rows = rows + _CLUSTER_COLUMNS
+            for number, (key, heading, spec) in enumerate(rows):
                 cells = [_format(by_column.get(column, {}).get(key), spec) for column in columns]
                 for first, second, goal in ratios:
                     cells.append(
@@ -424,7 +493,7 @@ def print_report(report: dict[str, Any]) -> None:
                     _size_text(size) if number == 0 else "",
                     heading,
                     *cells,
-                    end_section=number == len(_COLUMNS[workload]) - 1,
+                    end_section=number == len(rows) - 1,
                 )
         console.print(table)
         for entry in entries:

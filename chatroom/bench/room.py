@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from chatroom.bench.cluster import _cluster_cpu_s, _cluster_figures, _ClusterSample
 from chatroom.bench.engine import _LoadSpec
 from chatroom.bench.host import _core_busy_pct, _core_times, _proc_cpu_s, _proc_status_kib
 from chatroom.bench.load import _LoadGroup, _names, _split
@@ -56,9 +57,18 @@ def _room_specs(
     # parsing stamps is most of the load side's cost per delivery, and a load generator
     # slower than the server measures itself.
     probes = _spread(receivers, LATENCY_PROBES if mode == "latency" else MAX_PROBES)
-    clients = [(name, number, False) for number, name in enumerate(senders)] + [
-        (name, -1, index in probes) for index, name in enumerate(listeners)
+    # --cluster: members go round-robin over the nodes, senders and receivers alike, so
+    # with two nodes half of each probe's messages come from a sender on the other node.
+    ports = server.cluster.ports if server.cluster is not None else [server.port_for(transport)]
+    clients = [(name, number, False, number % len(ports)) for number, name in enumerate(senders)]
+    clients += [
+        (name, -1, index in probes, index % len(ports)) for index, name in enumerate(listeners)
     ]
+    sender_nodes = (
+        tuple(node for _, _, _, node in clients[: len(senders)])
+        if server.cluster is not None
+        else ()
+    )
     total = len(clients)
     procs = 1 if mode == "latency" else min(options.load_procs, total)
     # Senders share processes with receivers: a process that falls behind reading also
@@ -80,9 +90,9 @@ def _room_specs(
             mode=mode,
             host=server.host,
             port=server.port_for(kind),
-            names=tuple(name for name, _, _ in part),
-            sender_ids=tuple(sender for _, sender, _ in part),
-            probes=tuple(probe for _, _, probe in part),
+            names=tuple(name for name, _, _, _ in part),
+            sender_ids=tuple(sender for _, sender, _, _ in part),
+            probes=tuple(probe for _, _, probe, _ in part),
             total_members=total,
             window=options.window,
             rate_per_sender=rate / max(1, options.senders),
@@ -92,9 +102,25 @@ def _room_specs(
             core=load_core,
             phase_timeout_s=SETUP_TIMEOUT_S,
             transport=kind,
+            ports=tuple(ports[node] for _, _, _, node in part) if sender_nodes else (),
+            nodes=tuple(node for _, _, _, node in part) if sender_nodes else (),
+            sender_nodes=sender_nodes,
         )
         for number, (kind, part) in enumerate(parts_by)
     ]
+
+
+def _server_cpu_s(server: _Server, cluster: _ClusterSample | None) -> float | None:
+    """The server's CPU seconds; a cluster's are those of all its nodes and Redis."""
+    if cluster is not None:
+        return _cluster_cpu_s(cluster)
+    return _proc_cpu_s(server.pid) if server.pid else None
+
+
+def _peak_rss_kib(server: _Server) -> int | None:
+    if server.cluster is not None:
+        return server.cluster.peak_rss_kib()
+    return _proc_status_kib(server.pid, "VmHWM") if server.pid else None
 
 
 def _room_run(
@@ -117,11 +143,13 @@ def _room_run(
         t1 = t0 + int(options.duration_s * NS_PER_S)
         group.send(("go", t_start, t0, t1))
         _sleep_until(t0)
-        server_before = _proc_cpu_s(server.pid) if server.pid else None
+        cluster_before = server.cluster.sample() if server.cluster is not None else None
+        server_before = _server_cpu_s(server, cluster_before)
         load_before = group.cpu_s()
         cores_before = _core_times()
         _sleep_until(t1)
-        server_after = _proc_cpu_s(server.pid) if server.pid else None
+        cluster_after = server.cluster.sample() if server.cluster is not None else None
+        server_after = _server_cpu_s(server, cluster_after)
         load_after = group.cpu_s()
         cores_after = _core_times()
         sent_reports = group.collect("sent", options.duration_s + SETUP_TIMEOUT_S)
@@ -160,10 +188,20 @@ def _room_run(
         "load_cpu_pct": load_pct,
         "core_busy_pct": cores,
         "server_core_other_pct": other_pct,
-        "server_peak_rss_kib": _proc_status_kib(server.pid, "VmHWM") if server.pid else None,
+        "server_peak_rss_kib": _peak_rss_kib(server),
         "bottleneck": _bottleneck(server_pct, load_pct, other_pct),
         "error_samples": _errors(reports),
     }
+    if server.cluster is not None and cluster_before is not None and cluster_after is not None:
+        result.update(_cluster_figures(cluster_before, cluster_after, deliveries, window_s))
+        result["redis_peak_rss_kib"] = _proc_status_kib(server.cluster.redis.pid, "VmHWM")
+        for path in ("same", "cross"):
+            found = _percentiles(_merge_histograms(reports, f"latency_{path}_us"))
+            result[f"p50_{path}_us"] = found["p50_us"]
+            result[f"p99_{path}_us"] = found["p99_us"]
+            result[f"{path}_samples"] = sum(
+                sum(report[f"latency_{path}_us"].values()) for report in reports
+            )
     if transport == "mixed":
         for kind in ("ndjson", "websocket"):
             result[f"{kind}_deliveries_per_s"] = (

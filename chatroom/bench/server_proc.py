@@ -10,14 +10,17 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatroom.bench.host import _pin, _raise_nofile
 from chatroom.bench.options import BenchError, Options
 from chatroom.hub import FLUSH_PACING
+
+if TYPE_CHECKING:
+    from chatroom.bench.cluster import _ClusterProcs
 
 __all__ = ["_Server", "_benchmark_file", "_check_companions", "_with_server"]
 
@@ -128,6 +131,8 @@ class _Server:
     loop: str = ""
     # The IRC gateway's port, when IRC members were asked for.
     irc_port: int | None = None
+    # --cluster: the nodes members are spread over (``port`` is the first's) and Redis.
+    cluster: _ClusterProcs | None = None
 
     def port_for(self, transport: str) -> int:
         """Where members speaking ``transport`` connect."""
@@ -161,8 +166,30 @@ def _server_preexec(core: int | None) -> Callable[[], None]:
 
 
 def _start_server(
-    label: str, options: Options, workdir: Path, core: int | None, tag: str
+    label: str,
+    options: Options,
+    workdir: Path,
+    core: int | None,
+    tag: str,
+    extra: Sequence[str] = (),
 ) -> _Server:
+    server = _spawn_server(label, options, workdir, core, tag, extra)
+    _wait_listening(server)
+    return server
+
+
+def _spawn_server(
+    label: str,
+    options: Options,
+    workdir: Path,
+    core: int | None,
+    tag: str,
+    extra: Sequence[str] = (),
+) -> _Server:
+    """Start a server without waiting for it: a cluster's nodes start side by side.
+
+    ``extra`` goes on chatroom's command line (a cluster node's Redis and node id).
+    """
     port = _free_port()
     transcript = workdir / f"{label}-{tag}-transcript.log"
     log_path = workdir / f"{label}-{tag}-server.log"
@@ -195,6 +222,7 @@ def _start_server(
         if _server_accepts("--data-dir"):
             # A fresh history store per run, so no run replays another's events.
             command += ["--data-dir", str(workdir / f"{label}-{tag}-data")]
+        command += extra
         loop = options.server_loop
         if loop == "auto":
             loop = "asyncio"  # the server's default
@@ -227,9 +255,16 @@ def _start_server(
             stdin=subprocess.DEVNULL,
             preexec_fn=_server_preexec(core),
         )
-    server = _Server(label, "127.0.0.1", port, process.pid, process, log_path, loop, irc_port)
+    return _Server(label, "127.0.0.1", port, process.pid, process, log_path, loop, irc_port)
+
+
+def _wait_listening(server: _Server) -> None:
+    """Until the server accepts connections; stopped, and an error, if it never does."""
+    label, process = server.label, server.process
+    assert process is not None
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    for listening in [port] if irc_port is None else [port, irc_port]:
+    ports = [server.port] if server.irc_port is None else [server.port, server.irc_port]
+    for listening in ports:
         while True:
             if process.poll() is not None:
                 raise BenchError(f"the {label} server exited at start:\n{server.log_tail()}")
@@ -244,7 +279,6 @@ def _start_server(
                         f"{SERVER_START_TIMEOUT_S:g} s:\n{server.log_tail()}"
                     ) from None
                 time.sleep(0.02)
-    return server
 
 
 def _stop_server(server: _Server) -> str:

@@ -23,6 +23,8 @@ _WELCOME = b'{"type":"welcome"'
 _LAZY_ABOVE = b'"lazy_members_above":'
 _MEMBERS = b'"members":['
 _STAMP = re.compile(rb'"text":"(\d{19}) ')
+# The same and the sender's number, when latency is split by the sender's node.
+_STAMP_FROM = re.compile(rb'"text":"(\d{19}) (\d{4}) ')
 _SAY_PREFIX = b'{"type":"say","text":"'
 _SAY_SUFFIX = b'"}\n'
 
@@ -40,6 +42,7 @@ class _JsonLinesLoad(_Load):
     # What a delivered message and its latency stamp look like on this wire.
     _message_marker = _MESSAGE
     _stamp = _STAMP
+    _stamp_from = _STAMP_FROM
 
     # ---------------------------------------------------------------- connect
 
@@ -85,10 +88,18 @@ class _JsonLinesLoad(_Load):
             if self.t0 <= now < self.t1:
                 self.window_deliveries += count
                 if client.probe:
-                    stamps = self._stamp.findall(data, start, end)
-                    self.sends.extend(map(int, stamps))
+                    if self.sender_nodes:
+                        found = self._stamp_from.findall(data, start, end)
+                        self.sends.extend([int(stamp) for stamp, _ in found])
+                        nodes, node = self.sender_nodes, client.node
+                        self.crossed.extend([nodes[int(sender)] != node for _, sender in found])
+                        stamped = len(found)
+                    else:
+                        stamps = self._stamp.findall(data, start, end)
+                        self.sends.extend(map(int, stamps))
+                        stamped = len(stamps)
                     self.marks.append(now)
-                    self.mark_counts.append(len(stamps))
+                    self.mark_counts.append(stamped)
             if client.sender_id >= 0:
                 acks = data.count(client.marker, start, end)
                 if acks:
