@@ -50,6 +50,8 @@ STREAM_KEY = "chatroom:events"
 STREAM_MAXLEN = 100_000
 READ_BLOCK_MS = 1000
 READ_COUNT = 1000
+# Each step of stopping (the tasks, the lease, the connections) waits at most this.
+STOP_WAIT_S = 1.0
 
 
 class Engine:
@@ -126,15 +128,16 @@ class Engine:
         self._stopping = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        with contextlib.suppress(RedisError, OSError):
-            async with asyncio.timeout(1.0):
+        # Bounded: a blocking XREAD cancelled inside redis-py can take its time to end
+        # (redis/redis-py#2579), and a node must stop when told, connection or not.
+        await asyncio.wait(self._tasks, timeout=STOP_WAIT_S)
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(STOP_WAIT_S):
                 # The lease goes now, so the reaper finds nothing of ours left behind.
                 await self._redis.delete(f"chatroom:lease:{self.node_id}")
         with contextlib.suppress(Exception):
-            await self._redis.aclose()
+            async with asyncio.timeout(STOP_WAIT_S):
+                await self._redis.aclose()
 
     async def _join_cluster(self, *, first: bool) -> None:
         """Register a new incarnation (waiting out a previous one's lease), then load the

@@ -5,6 +5,7 @@ acknowledged message is in the stream once."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -214,3 +215,25 @@ async def test_redis_restarted_empty_never_reuses_an_id_and_resumes_report_a_gap
     for client in (ann, bob):
         await client.close()
     _check(before + await redis_server.stream(), nodes, ann, bob)
+
+
+async def test_a_node_stopped_with_sigterm_says_goodbye_and_exits_promptly(
+    redis_server: RedisServer, start_node: StartNode, recorders: MakeRecorder
+) -> None:
+    """SIGTERM: the node's members leave (reason shutdown) through the cluster, so the
+    other nodes' members are told at once, and the process exits 0 within seconds even
+    with its stream reader blocked in Redis."""
+    nodes = await _nodes(start_node, redis_server.url, 2)
+    ann = recorders("ann", [nodes[0].address])
+    bob = recorders("bob", [nodes[1].address, nodes[0].address])
+    await ann.connect()
+    await bob.connect()
+    await _talk([ann, bob], "lobby", "before")
+    async with asyncio.timeout(5):
+        assert await nodes[1].terminate() == 0
+    await ann.wait_for(_left("bob", "shutdown"))
+    await bob.reconnect()
+    await _talk([ann, bob], "lobby", "after")
+    for client in (ann, bob):
+        await client.close()
+    _check(await redis_server.stream(), nodes, ann, bob)
