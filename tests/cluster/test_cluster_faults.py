@@ -237,3 +237,39 @@ async def test_a_node_stopped_with_sigterm_says_goodbye_and_exits_promptly(
     for client in (ann, bob):
         await client.close()
     _check(await redis_server.stream(), nodes, ann, bob)
+
+
+async def test_a_node_on_a_slow_link_to_redis_keeps_the_one_order(
+    redis_server: RedisServer,
+    start_node: StartNode,
+    start_proxy: StartProxy,
+    recorders: MakeRecorder,
+) -> None:
+    """n2 reaches Redis through 30 ms each way: its members' lines arrive later, but
+    everyone sees every line once, in the stream's order, and each sender's own lines
+    in the order sent."""
+    proxy = await start_proxy(redis_server.host, redis_server.port)
+    proxy.delay(0.03)
+    nodes = [
+        await start_node("n1", redis_url=redis_server.url, extra=LEASE),
+        await start_node("n2", redis_url=proxy.url, extra=LEASE),
+    ]
+    ann = recorders("ann", [nodes[0].address])
+    bob = recorders("bob", [nodes[1].address])
+    await ann.connect()
+    await bob.connect()
+    sent = {client.name: [f"{client.name} {i}" for i in range(10)] for client in (ann, bob)}
+    nonces = []
+    for i in range(10):
+        for client in (ann, bob):
+            nonces.append((client, await client.say("lobby", sent[client.name][i])))
+    for client, nonce in nonces:
+        await client.wait_acked(nonce)
+    for client in (ann, bob):
+        for lines in sent.values():
+            await client.wait_for(text_is(lines[-1]))
+            got = [text for text in client.texts("lobby") if text in lines]
+            assert got == lines
+    for client in (ann, bob):
+        await client.close()
+    _check(await redis_server.stream(), nodes, ann, bob)

@@ -16,7 +16,7 @@ from .checker import check
 from .conftest import MakeRecorder, StartNode
 from .node import SERVER, Node
 from .recorder import RecordingClient, text_is
-from .redis_server import RedisServer
+from .redis_server import RedisServer, free_port
 
 
 @functools.cache
@@ -165,3 +165,43 @@ async def test_a_node_started_late_knows_who_is_where_and_what_was_said(
         assert [room["members"] for room in rooms["rooms"] if room["name"] == "dev"] == [3]
     for person in people:
         await person.close()
+
+
+async def test_an_irc_client_on_one_node_talks_with_a_member_of_another(
+    redis_server: RedisServer,
+    start_node: StartNode,
+    recorders: MakeRecorder,
+) -> None:
+    """The IRC gateway of n1 and an NDJSON member of n2: each sees the other's line."""
+    irc_port = free_port()
+    nodes = [
+        await start_node(
+            "n1", redis_url=redis_server.url, extra=("--irc", f"127.0.0.1:{irc_port}")
+        ),
+        await start_node("n2", redis_url=redis_server.url),
+    ]
+    bob = recorders("bob", [nodes[1].address])
+    await bob.connect()
+    reader, writer = await asyncio.open_connection("127.0.0.1", irc_port)
+
+    async def line_with(text: str) -> str:
+        async with asyncio.timeout(TIMEOUT_S):
+            while True:
+                line = (await reader.readline()).decode()
+                assert line, "the gateway closed the connection"
+                if line.startswith("PING"):
+                    writer.write(("PONG" + line[4:]).encode())
+                if text in line:
+                    return line
+
+    try:
+        writer.write(b"NICK ircann\r\nUSER a 0 * :Ann\r\n")
+        await line_with(" 001 ")
+        await line_with("JOIN")
+        writer.write(b"PRIVMSG #lobby :hello from IRC on n1\r\n")
+        await bob.wait_for(text_is("hello from IRC on n1"))
+        await bob.say("lobby", "hello from n2")
+        assert (await line_with("hello from n2")).startswith(":bob!")
+    finally:
+        writer.close()
+    await bob.close()
