@@ -16,7 +16,7 @@ import ssl
 from collections.abc import Iterable, Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chatroom import __version__
 from chatroom.accounts import AccountStore
@@ -136,15 +136,7 @@ class ChatServer:
         self.engine: Engine | None = None
         if hub is None and config.cluster_url is not None:
             hub = self._cluster_hub(config)
-        self.hub = hub or Hub(
-            server_name=f"chatroom/{__version__}",
-            sinks=config.sinks,
-            history_events=config.history_events,
-            max_text_chars=config.max_text_chars,
-            store=config.history_store,
-            first_id=config.first_event_id,
-            lazy_members_above=config.lazy_members_above,
-        )
+        self.hub = hub or Hub(**_hub_options(config))
         self.session_limits: SessionLimits = config
         if config.accounts is not None:
             Authority(self.hub, config.accounts, auth_failure_delay_s=config.auth_failure_delay_s)
@@ -170,16 +162,7 @@ class ChatServer:
         from chatroom.cluster.engine import Engine
         from chatroom.cluster.hub import ClusterHub
 
-        hub = ClusterHub(
-            node_id=config.node_id,
-            server_name=f"chatroom/{__version__}",
-            sinks=config.sinks,
-            history_events=config.history_events,
-            max_text_chars=config.max_text_chars,
-            store=config.history_store,
-            first_id=config.first_event_id,
-            lazy_members_above=config.lazy_members_above,
-        )
+        hub = ClusterHub(node_id=config.node_id, **_hub_options(config))
         assert config.cluster_url is not None
         self.engine = Engine(
             config.cluster_url, config.node_id, hub, lease_s=config.cluster_lease_s
@@ -347,6 +330,19 @@ class ChatServer:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+def _hub_options(config: ServerConfig) -> dict[str, Any]:
+    """What a hub is built with from the server's configuration, cluster or not."""
+    return {
+        "server_name": f"chatroom/{__version__}",
+        "sinks": config.sinks,
+        "history_events": config.history_events,
+        "max_text_chars": config.max_text_chars,
+        "store": config.history_store,
+        "first_id": config.first_event_id,
+        "lazy_members_above": config.lazy_members_above,
+    }
 
 
 def display_addresses(bind_host: str, port: int, interface_hosts: Iterable[str]) -> list[str]:

@@ -31,6 +31,7 @@ from chatroom.bench.options import BenchError, Options
 from chatroom.bench.server_proc import (
     SERVER_STOP_TIMEOUT_S,
     _free_port,
+    _run_body,
     _Server,
     _server_preexec,
     _spawn_server,
@@ -381,12 +382,4 @@ def _with_any_server(
     cluster = _start_cluster(label, options, workdir, server_core, tag)
     first = cluster.nodes[0]
     server = _Server(label, first.host, first.port, None, loop=first.loop, cluster=cluster)
-    try:
-        result = body(server)
-    except BenchError as exc:
-        raise BenchError(f"{exc}\n--- {label} output ---\n{cluster.log_tail()}") from exc
-    finally:
-        ended = _stop_cluster(cluster)
-    result["server_loop"] = server.loop
-    result["server_exit"] = ended
-    return result
+    return _run_body(server, body, label, cluster.log_tail, lambda: _stop_cluster(cluster))

@@ -22,7 +22,7 @@ from chatroom.hub import FLUSH_PACING
 if TYPE_CHECKING:
     from chatroom.bench.cluster import _ClusterProcs
 
-__all__ = ["_Server", "_benchmark_file", "_check_companions", "_with_server"]
+__all__ = ["_Server", "_benchmark_file", "_check_companions", "_run_body", "_with_server"]
 
 SERVER_START_TIMEOUT_S = 15.0
 SERVER_STOP_TIMEOUT_S = 10.0
@@ -311,12 +311,24 @@ def _with_server(
         result["server_loop"] = external.loop
         return result
     server = _start_server(label, options, workdir, server_core, tag)
+    return _run_body(server, body, f"{label} server", server.log_tail, lambda: _stop_server(server))
+
+
+def _run_body(
+    server: _Server,
+    body: Callable[[_Server], dict[str, Any]],
+    what: str,
+    log_tail: Callable[[], str],
+    stop: Callable[[], str],
+) -> dict[str, Any]:
+    """Run ``body`` on a started server (or cluster), stop it whatever happens, and add
+    how it ran and ended to the result; a failure carries the end of its output."""
     try:
         result = body(server)
     except BenchError as exc:
-        raise BenchError(f"{exc}\n--- {label} server output ---\n{server.log_tail()}") from exc
+        raise BenchError(f"{exc}\n--- {what} output ---\n{log_tail()}") from exc
     finally:
-        ended = _stop_server(server)
+        ended = stop()
     result["server_loop"] = server.loop
     result["server_exit"] = ended
     return result

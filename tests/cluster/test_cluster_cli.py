@@ -12,7 +12,8 @@ from .node import SERVER
 from .redis_server import free_port
 
 
-async def _run(*args: str) -> tuple[int, str]:
+async def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run a node that is expected to refuse to start: its exit code and output."""
     process = await asyncio.create_subprocess_exec(
         SERVER,
         "--bind",
@@ -22,6 +23,7 @@ async def _run(*args: str) -> tuple[int, str]:
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        env=env,
     )
     async with asyncio.timeout(TIMEOUT_S * 2):
         output, _ = await process.communicate()
@@ -62,19 +64,8 @@ async def test_a_password_in_the_redis_url_never_reaches_the_output() -> None:
 async def test_the_redis_url_may_come_from_the_environment_out_of_ps() -> None:
     """CHATROOM_CLUSTER sets --cluster without a command line anyone can read."""
     port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        SERVER,
-        "--bind",
-        "127.0.0.1:0",
-        "--no-history",
-        "--quiet",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "CHATROOM_CLUSTER": f"redis://:hunter2secret@127.0.0.1:{port}/0"},
-    )
-    async with asyncio.timeout(TIMEOUT_S * 2):
-        output, _ = await process.communicate()
-    text = output.decode()
-    assert process.returncode != 0
+    secret_url = f"redis://:hunter2secret@127.0.0.1:{port}/0"
+    code, text = await _run(env={**os.environ, "CHATROOM_CLUSTER": secret_url})
+    assert code != 0
     assert f"127.0.0.1:{port}" in text and "cannot join the cluster" in text
     assert "hunter2secret" not in text
