@@ -116,6 +116,8 @@ async def test_a_frozen_node_loses_its_members_and_serves_again_after_thawing(
     await ann.wait_for(lambda f: f.get("type") == "join" and f.get("name") == "bob")
     nodes[1].freeze()
     await ann.wait_for(_left("bob", "timeout"), timeout_s=LEASE_S * 4)
+    # Read by n2 only when it thaws, after its lease is gone: the script refuses it.
+    await bob.say("lobby", "sent to a frozen node")
     nodes[1].thaw()
     await bob.wait_until(lambda: not bob.connected, timeout_s=LEASE_S * 4)
     cat = recorders("cat", [nodes[1].address])
@@ -128,6 +130,7 @@ async def test_a_frozen_node_loses_its_members_and_serves_again_after_thawing(
     stream = await redis_server.stream()
     leaves = [e for e in stream if e["event"]["type"] == "leave" and e["event"]["name"] == "bob"]
     assert len(leaves) == 1, leaves
+    assert all(e["event"].get("text") != "sent to a frozen node" for e in stream)
     _check(stream, nodes, ann, bob, cat)
 
 
