@@ -95,6 +95,7 @@ class Engine:
         self._stopping = False
         self._applied = asyncio.Event()
         self._generation = 0
+        self._joining = False
         hub.engine = self
 
     # ------------------------------------------------------------------ life
@@ -141,10 +142,19 @@ class Engine:
 
     async def _join_cluster(self, *, first: bool) -> None:
         """Register a new incarnation (waiting out a previous one's lease), then load the
-        snapshot and the history the store lacks."""
-        self.token = secrets.token_hex(8)
-        # A read begun before this must not apply what the snapshot already holds.
+        snapshot and the history the store lacks. Meanwhile the stream reader applies
+        nothing, and whatever it read before is dropped: the snapshot holds it."""
+        self._joining = True
         self._generation += 1
+        try:
+            await self._register_and_load(first)
+        finally:
+            self._joining = False
+            self._generation += 1
+
+    async def _register_and_load(self, first: bool) -> None:
+        self.token = secrets.token_hex(8)
+        previous_entry, previous_epoch = self._last_entry, self.epoch
         ttl_ms = int(self.lease_s * 1000)
         # A new data set starts above every id handed out before, whoever had them: the
         # microseconds since 1970 grow faster than any real chat's ids.
@@ -169,12 +179,16 @@ class Engine:
             self.hub.reset()
         self.epoch = epoch_text
         snapshot = json.loads(await self._snapshot_script())
-        self._last_entry = snapshot["last"]
+        last = str(snapshot["last"])
         self.hub.epoch_floor = int(snapshot.get("floor") or 0)
         sessions = snapshot["sessions"] if isinstance(snapshot["sessions"], list) else []
         self.hub.reset()
         self.hub.load(sessions, snapshot["topics"] or {})
-        await self._backfill(self._last_entry)
+        # Back in the same data set, the history lacks only what came since this node
+        # last read; a new node, or a new data set, looks through the whole stream.
+        same = previous_epoch == self.epoch and previous_entry != "0-0"
+        await self._backfill("(" + previous_entry if same else "-", last)
+        self._last_entry = last
         self.hub.advance(int(snapshot["next_id"]))
         self.hub.available = True
         log.info(
@@ -185,13 +199,12 @@ class Engine:
             len(sessions),
         )
 
-    async def _backfill(self, through: str) -> None:
+    async def _backfill(self, start: str, through: str) -> None:
         """Give the history store the stream's events it lacks, up to the snapshot: a
         node that was down, or is new, resumes its members without holes."""
         have = self.hub.stored_through()
         if have is None:
             return
-        start = "-"
         while True:
             entries = _entries(
                 await self._redis.xrange(STREAM_KEY, start, through, count=READ_COUNT)
@@ -284,7 +297,7 @@ class Engine:
             reply: Any = await self._redis.xread(
                 {STREAM_KEY: self._last_entry}, block=READ_BLOCK_MS, count=READ_COUNT
             )
-            if not reply or generation != self._generation:
+            if not reply or generation != self._generation or self._joining:
                 continue
             for _, raw in reply:
                 for entry_id, fields in _entries(raw):
