@@ -223,6 +223,34 @@ class ChatCollector(Collector):
             "How late the event loop ran its latest timer",
             value=self._lag.last_s,
         )
+        engine = server.engine
+        if engine is not None:
+            yield GaugeMetricFamily(
+                "chatroom_cluster_serving",
+                "1 while this node holds its lease and takes sends, 0 while cut off",
+                value=1 if engine.serving else 0,
+            )
+            counts = engine.counts
+            yield CounterMetricFamily(
+                "chatroom_cluster_applied_events",
+                "Stream events this node applied",
+                value=counts.applied,
+            )
+            yield CounterMetricFamily(
+                "chatroom_cluster_script_calls",
+                "Calls of the append script (each carries a batch of proposals)",
+                value=counts.calls,
+            )
+            yield CounterMetricFamily(
+                "chatroom_cluster_proposals",
+                "Changes this node proposed to the cluster",
+                value=counts.proposals,
+            )
+            yield CounterMetricFamily(
+                "chatroom_cluster_cut_offs",
+                "Times this node lost its lease or Redis and closed its members",
+                value=counts.cut_offs,
+            )
         yield GaugeMetricFamily(
             "chatroom_event_loop_lag_max_seconds",
             "The worst lag seen since the previous scrape",
@@ -284,6 +312,9 @@ class Ops:
         store = server.config.history_store
         if store is not None and not store.healthy:
             problems.append("the history is not being written")
+        if server.engine is not None and not server.engine.serving:
+            # A load balancer then sends newcomers to a node that can serve them.
+            problems.append("this node cannot reach the cluster's Redis")
         return not problems, "; ".join(problems) or "ok"
 
     def respond(self, request: Request, host: str) -> Response:

@@ -24,6 +24,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,6 +53,16 @@ READ_BLOCK_MS = 1000
 READ_COUNT = 1000
 # Each step of stopping (the tasks, the lease, the connections) waits at most this.
 STOP_WAIT_S = 1.0
+
+
+@dataclass
+class Counts:
+    """Plain counters for /metrics, read at scrape time."""
+
+    applied: int = 0
+    calls: int = 0
+    proposals: int = 0
+    cut_offs: int = 0
 
 
 class Engine:
@@ -96,6 +107,7 @@ class Engine:
         self._applied = asyncio.Event()
         self._generation = 0
         self._joining = False
+        self.counts = Counts()
         hub.engine = self
 
     # ------------------------------------------------------------------ life
@@ -223,6 +235,11 @@ class Engine:
             start = "(" + entries[-1][0]
         self.hub.flush()
 
+    @property
+    def serving(self) -> bool:
+        """Whether this node holds its lease and takes sends."""
+        return self.hub.available
+
     def safe_url(self) -> str:
         """The Redis address without a password, for the log."""
         head, _, tail = self.url.rpartition("@")
@@ -263,6 +280,8 @@ class Engine:
             json.dumps([proposal for proposal, _ in batch]),
             self.hub.last_id,
         ]
+        self.counts.calls += 1
+        self.counts.proposals += len(batch)
         try:
             results = json.loads(await self._apply_script(args=args))
         except (RedisError, OSError) as exc:
@@ -302,6 +321,7 @@ class Engine:
             for _, raw in reply:
                 for entry_id, fields in _entries(raw):
                     self._last_entry = entry_id
+                    self.counts.applied += 1
                     try:
                         self.hub.apply(
                             int(fields[b"id"]),
@@ -344,6 +364,7 @@ class Engine:
 
     def _cut_off(self) -> None:
         if self.hub.available:
+            self.counts.cut_offs += 1
             self.hub.cut_off()
 
     async def _rejoin(self) -> None:

@@ -36,6 +36,26 @@ def _left(name: str, reason: str | None = None) -> Any:
     )
 
 
+async def _http_get(address: tuple[str, int], path: str) -> tuple[int, str]:
+    """GET ``path`` from a node's HTTP side: the status and the body."""
+    reader, writer = await asyncio.open_connection(*address)
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {address[0]}\r\n\r\n".encode())
+        async with asyncio.timeout(TIMEOUT_S):
+            head = (await reader.readuntil(b"\r\n\r\n")).decode()
+            length = int(
+                next(
+                    line.split(":", 1)[1]
+                    for line in head.split("\r\n")
+                    if line.lower().startswith("content-length:")
+                )
+            )
+            body = (await reader.readexactly(length)).decode()
+    finally:
+        writer.close()
+    return int(head.split()[1]), body
+
+
 async def _nodes(start_node: StartNode, url: str, count: int) -> list[Node]:
     return [await start_node(f"n{i + 1}", redis_url=url, extra=LEASE) for i in range(count)]
 
@@ -151,14 +171,22 @@ async def test_a_node_cut_off_from_redis_closes_its_clients_and_rejoins_when_hea
     await ann.connect()
     await bob.connect()
     await _talk([ann, bob], "lobby", "before")
+    assert (await _http_get(n2.address, "/healthz"))[0] == 200
     proxy.blackhole()
     await bob.wait_until(lambda: not bob.connected, timeout_s=LEASE_S * 3)
+    # A load balancer's health check now steers newcomers away from n2.
+    status, body = await _http_get(n2.address, "/healthz")
+    assert status == 503 and "cannot reach the cluster" in body
     await bob.reconnect(timeout_s=LEASE_S * 4)
     await _talk([ann, bob], "lobby", "while n2 is cut off")
     await proxy.heal()
     cat = recorders("cat", [n2.address])
     await cat.connect(timeout_s=LEASE_S * 6)
     await _talk([ann, bob, cat], "lobby", "healed")
+    assert (await _http_get(n2.address, "/healthz"))[0] == 200
+    metrics = (await _http_get(n2.address, "/metrics"))[1]
+    assert "chatroom_cluster_serving 1.0" in metrics
+    assert "chatroom_cluster_cut_offs_total 1.0" in metrics
     for client in (ann, bob, cat):
         await client.close()
     _check(await redis_server.stream(), nodes, ann, bob, cat)
