@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from chatroom import __version__
 from chatroom.address import DEFAULT_PORT, AddressError, parse_address
@@ -411,6 +411,16 @@ def server_main(argv: Sequence[str] | None = None) -> int:
     store = None
     if not args.no_history:
         try:
+            lock = _lock_data_dir(args.data_dir)
+        except OSError as exc:
+            return _fail(prog, f"cannot use {args.data_dir}: {exc.strerror or exc}")
+        if lock is None:
+            return _fail(
+                prog,
+                f"{args.data_dir} is in use by another running chatroom-server; "
+                "give each server (each node of a cluster) its own --data-dir",
+            )
+        try:
             store = HistoryStore.in_dir(args.data_dir, retention=retention)
         except (OSError, sqlite3.Error) as exc:
             return _fail(prog, f"cannot open the history in {args.data_dir}: {exc}")
@@ -476,6 +486,30 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         accounts.close()
         if console_sink is not None:
             console_sink.close()
+
+
+def _lock_data_dir(data_dir: Path) -> IO[bytes] | None:
+    """Hold the data directory for this process (None: another one holds it). Two
+    servers appending to one history journal would interleave their writes; the lock
+    goes with the process, however it ends."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = (data_dir / "server.lock").open("ab")
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks here (Windows): one server per directory
+        _HELD.append(handle)
+        return handle
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    _HELD.append(handle)
+    return handle
+
+
+# Open for the process's life: closing a file releases its lock.
+_HELD: list[IO[bytes]] = []
 
 
 def _run(main: Coroutine[Any, Any, int], loop: str) -> int:

@@ -293,3 +293,27 @@ async def test_sigkill_loses_no_acknowledged_message(tmp_path: Path) -> None:
         m for m in seen.values() if f"{m.ts} #{m.room} <{m.sender}> {m.text}" not in recorded
     ]
     assert missing == []
+
+
+async def test_a_second_server_on_the_same_data_directory_is_refused(tmp_path: Path) -> None:
+    """Two servers appending to one history would interleave their journal writes:
+    the second is told to use its own --data-dir, and the first goes on."""
+    async with server_process(tmp_path) as first:
+        second = await asyncio.create_subprocess_exec(
+            SERVER,
+            "--bind",
+            "127.0.0.1:0",
+            "--quiet",
+            "--transcript",
+            str(tmp_path / "second.log"),
+            "--data-dir",
+            str(tmp_path / "data"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        async with asyncio.timeout(TIMEOUT_S * 2):
+            output, _ = await second.communicate()
+        assert second.returncode != 0
+        assert b"in use by another running chatroom-server" in output
+        assert b"Traceback" not in output
+        assert first.process.returncode is None
