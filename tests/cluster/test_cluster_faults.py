@@ -304,3 +304,35 @@ async def test_a_node_on_a_slow_link_to_redis_keeps_the_one_order(
     for client in (ann, bob):
         await client.close()
     _check(await redis_server.stream(), nodes, ann, bob)
+
+
+async def test_redis_down_longer_than_a_lease_every_node_rejoins(
+    start_redis: StartRedis, start_node: StartNode, recorders: MakeRecorder
+) -> None:
+    """Redis (with its AOF) stays down past the lease: every node closes its clients
+    and, when Redis is back, joins again as a new incarnation; the old incarnations'
+    members leave once each, the clients come back and talk, nothing is lost."""
+    redis = await start_redis(aof=True)
+    nodes = await _nodes(start_node, redis.url, 2)
+    ann = recorders("ann", _addresses(nodes, 0))
+    bob = recorders("bob", _addresses(nodes, 1))
+    await ann.connect()
+    await bob.connect()
+    await _talk([ann, bob], "lobby", "before")
+    await redis.kill()
+    for client in (ann, bob):
+        await client.wait_until(lambda c=client: not c.connected, timeout_s=LEASE_S * 3)
+    await redis.restart()
+    for client in (ann, bob):
+        await client.reconnect(timeout_s=LEASE_S * 8)
+    await _talk([ann, bob], "lobby", "after")
+    for client in (ann, bob):
+        await client.close()
+    stream = await redis.stream()
+    for name in ("ann", "bob"):
+        mine = [e["event"] for e in stream if e["event"].get("name") == name]
+        joins = [e for e in mine if e["type"] == "join"]
+        timeouts = [e for e in mine if e["type"] == "leave" and e["reason"] == "timeout"]
+        # Joined before and after; the old session ended once (reaped or taken over).
+        assert (len(joins), len(timeouts)) == (2, 1), mine
+    _check(stream, nodes, ann, bob)
