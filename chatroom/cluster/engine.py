@@ -170,7 +170,8 @@ class Engine:
         ttl_ms = int(self.lease_s * 1000)
         # A new data set starts above every id handed out before, whoever had them: the
         # microseconds since 1970 grow faster than any real chat's ids.
-        floor = max(self.hub.last_id + 1, time.time_ns() // 1000 if self.hub.last_id else 1)
+        applied = self.hub.applied_through
+        floor = max(applied + 1, time.time_ns() // 1000 if applied else 1)
         deadline = time.monotonic() + self.lease_s * 3
         while True:
             epoch, state = await self._register_script(
@@ -278,7 +279,7 @@ class Engine:
             format_ts_now(),
             STREAM_MAXLEN,
             json.dumps([proposal for proposal, _ in batch]),
-            self.hub.last_id,
+            self.hub.applied_through,
         ]
         self.counts.calls += 1
         self.counts.proposals += len(batch)

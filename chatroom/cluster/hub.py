@@ -123,6 +123,13 @@ class ClusterHub(Hub):
         # Resumes from before this id have a gap: Redis lost the events just before it.
         self.epoch_floor = 0
         self.available = False
+        # The newest id this node has seen applied (here or, before, in its store): the
+        # hub's own next id may be a clock reading when it keeps no history.
+        store = kwargs.get("store")
+        self._applied_through = store.last_id() if store is not None else 0
+        # Ids are the cluster's: this process's starting point (a clock reading without a
+        # store) means nothing here.
+        self._next_id = self._applied_through + 1
 
     # ------------------------------------------------------------------ proposing
 
@@ -327,6 +334,11 @@ class ClusterHub(Hub):
     def local_count(self) -> int:
         return len(self._local)
 
+    @property
+    def applied_through(self) -> int:
+        """The newest event id this node has applied (0: none yet)."""
+        return self._applied_through
+
     def stored_through(self) -> int | None:
         """The newest id in the history store (None: no store)."""
         return self._store.last_id() if self._store is not None else None
@@ -442,6 +454,7 @@ class ClusterHub(Hub):
         finally:
             self._forced = None
             self._next_id = max(self._next_id, event_id + 1)
+            self._applied_through = max(self._applied_through, event_id)
 
     def _apply_event(self, event: Any, op: Any, cid: str, meta: dict[str, Any]) -> None:
         member = self._by_cid.get(cid)

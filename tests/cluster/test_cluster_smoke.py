@@ -205,3 +205,30 @@ async def test_an_irc_client_on_one_node_talks_with_a_member_of_another(
     finally:
         writer.close()
     await bob.close()
+
+
+async def test_nodes_without_history_keep_the_clusters_small_ids(
+    redis_server: RedisServer,
+    start_node: StartNode,
+    recorders: MakeRecorder,
+) -> None:
+    """--no-history nodes (whose own ids would start at a clock reading) count from the
+    cluster's counter: the first events are 1, 2, 3..., and a resume still works."""
+    nodes = [
+        await start_node(f"n{i}", redis_url=redis_server.url, extra=("--no-history",))
+        for i in (1, 2)
+    ]
+    ann = recorders("ann", [nodes[0].address])
+    bob = recorders("bob", [nodes[1].address, nodes[0].address])
+    await ann.connect()
+    await bob.connect()
+    nonce = await ann.say("lobby", "small ids")
+    await bob.wait_for(text_is("small ids"))
+    await ann.wait_acked(nonce)
+    await nodes[1].kill()
+    await bob.reconnect()
+    await ann.close()
+    await bob.close()
+    ids = [entry["id"] for entry in await redis_server.stream()]
+    assert ids[:3] == [1, 2, 3], ids
+    await _check(redis_server, nodes, ann, bob)
