@@ -19,7 +19,7 @@ import signal
 import ssl
 import sys
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import BinaryIO, TextIO
 
@@ -96,12 +96,34 @@ def _explain_refusal(exc: ServerError) -> str:
     return f"the server refused to let us in: {inert(str(exc))}"
 
 
-class _Session:
-    """A joined connection: prints events, delivers lines one at a time."""
+# Given a lost connection's last event id and session token: a new connection to
+# another server of the cluster, welcomed with a resume, or why none would do.
+Rejoin = Callable[
+    [int | None, str | None], Awaitable["tuple[ClientConnection, protocol.Welcome] | str"]
+]
 
-    def __init__(self, conn: ClientConnection, me: str, out: TextIO, err: TextIO) -> None:
+
+class _Session:
+    """A joined connection: prints events, delivers lines one at a time. With
+    ``rejoin``, a lost connection is resumed on another server of the cluster: what was
+    missed is printed, and the line waiting for its echo is sent again with its nonce
+    unless the replay holds it."""
+
+    def __init__(
+        self,
+        conn: ClientConnection,
+        welcome: protocol.Welcome,
+        out: TextIO,
+        err: TextIO,
+        rejoin: Rejoin | None = None,
+    ) -> None:
         self.conn = conn
-        self.me = me
+        self.me = welcome.name
+        self.session_token = welcome.session
+        self.last_id: int | None = max((event.id for event in welcome.history), default=None)
+        self._rejoin = rejoin
+        self._replaying = False
+        self._rejoin_failure: str | None = None
         self.out = out
         self.err = err
         # The line on the wire: its text, its nonce, and what settles it (None: the echo).
@@ -120,15 +142,24 @@ class _Session:
         self.err.flush()
 
     async def read_frames(self) -> None:
-        """Print every event until the connection ends; settle the waiting line."""
+        """Print every event until the connection ends (and cannot be resumed
+        elsewhere); settle the waiting line."""
         while True:
             try:
                 frame = await self.conn.recv()
             except ConnectionClosed as exc:
-                self.lost = str(exc)
+                if await self._resume(str(exc)):
+                    continue
+                self.lost = self._rejoin_failure or str(exc)
                 if self.waiting is not None and not self.waiting[2].done():
                     self.waiting[2].set_exception(ConnectionClosed(str(exc)))
                 return
+            if isinstance(frame, protocol.Event):
+                self.last_id = frame.id
+                if self._replaying and isinstance(frame, protocol.Join) and frame.name == self.me:
+                    # The replay is over: what it did not acknowledge goes again.
+                    self._replaying = False
+                    await self._send_waiting()
             match frame:
                 case (
                     protocol.Message()
@@ -154,6 +185,28 @@ class _Session:
                 case _:
                     pass
 
+    async def _resume(self, why: str) -> bool:
+        """After a loss: join another server, resuming after the last event seen."""
+        if self._rejoin is None:
+            return False
+        await self.conn.close()
+        self.complain(f"connection lost: {inert(why)}; resuming on another server…")
+        joined = await self._rejoin(self.last_id, self.session_token)
+        if isinstance(joined, str):
+            self._rejoin_failure = f"{why}; no other server resumed us ({joined})"
+            return False
+        self.conn, welcome = joined
+        self.me = welcome.name
+        self.session_token = welcome.session
+        self._replaying = True
+        return True
+
+    async def _send_waiting(self) -> None:
+        waiting = self.waiting
+        if waiting is not None and not waiting[2].done():
+            with contextlib.suppress(ConnectionClosed):
+                await self.conn.say(waiting[0], nonce=waiting[1])
+
     def _acknowledges(self, event: protocol.Event) -> bool:
         """Whether ``event`` is the echo of the line waiting for one."""
         if self.waiting is None or self.waiting[2].done():
@@ -173,8 +226,10 @@ class _Session:
             answer: asyncio.Future[protocol.Error | None] = loop.create_future()
             self.waiting = (text, nonce, answer)
             try:
-                await self.conn.say(text, nonce=nonce)
-                async with asyncio.timeout(ACK_TIMEOUT_S):
+                with contextlib.suppress(ConnectionClosed):
+                    # Lost meanwhile: the reader resumes elsewhere and sends it again.
+                    await self.conn.say(text, nonce=nonce)
+                async with asyncio.timeout(ACK_TIMEOUT_S + (JOIN_TIMEOUT_S if self._rejoin else 0)):
                     error = await answer
             except TimeoutError:
                 raise ConnectionClosed(
@@ -219,7 +274,14 @@ class _Session:
 
 
 async def _join(
-    host: str, port: int, name: str, password: str | None, ssl_context: ssl.SSLContext | None
+    host: str,
+    port: int,
+    name: str,
+    password: str | None,
+    ssl_context: ssl.SSLContext | None,
+    *,
+    resume_after: int | None = None,
+    session: str | None = None,
 ) -> tuple[ClientConnection, protocol.Welcome] | str:
     """Connect and say hello: the joined connection, or why this server would not do.
 
@@ -235,7 +297,11 @@ async def _join(
         async with asyncio.timeout(JOIN_TIMEOUT_S):
             # The account's password from the environment only: ps shows arguments.
             welcome = await conn.hello(
-                name, password, account_password=os.environ.get("CHATROOM_ACCOUNT_PASSWORD")
+                name,
+                password,
+                account_password=os.environ.get("CHATROOM_ACCOUNT_PASSWORD"),
+                resume_after=resume_after,
+                session=session,
             )
     except ConnectionClosed as exc:
         await conn.close()
@@ -274,6 +340,7 @@ async def run_plain(
     err = err or sys.stderr
     addresses = list(dict.fromkeys([(host, port), *more_addresses]))
     joined = None
+    number = 0
     for number, (server_host, server_port) in enumerate(addresses, 1):
         try:
             joined = await _join(server_host, server_port, name, password, ssl_context)
@@ -290,13 +357,37 @@ async def run_plain(
     if joined is None or isinstance(joined, str):
         return EXIT_FAILED
     conn, welcome = joined
+    at = number - 1  # the server that let us in
+
+    async def rejoin(
+        after: int | None, token: str | None
+    ) -> tuple[ClientConnection, protocol.Welcome] | str:
+        """One round of the other servers, the next one first."""
+        nonlocal at
+        reasons = []
+        for step in range(1, len(addresses) + 1):
+            candidate = addresses[(at + step) % len(addresses)]
+            try:
+                found = await _join(
+                    *candidate, session.me, password, ssl_context, resume_after=after, session=token
+                )
+            except ServerError as exc:
+                found = _explain_refusal(exc)
+            if not isinstance(found, str):
+                at = (at + step) % len(addresses)
+                err.write(f"{_PROG}: resumed on {format_address(*candidate)}\n")
+                err.flush()
+                return found
+            reasons.append(found)
+        return "; ".join(reasons) or "no server to resume on"
+
+    session = _Session(conn, welcome, out, err, rejoin if len(addresses) > 1 else None)
     try:
-        session = _Session(conn, welcome.name, out, err)
         for event in welcome.history:
             session.say_line(format_event(event))
         return await session.run(lines)
     finally:
-        await conn.close()  # bye, unless the server already closed
+        await session.conn.close()  # bye, unless the server already closed
 
 
 async def stdin_lines(stream: BinaryIO) -> AsyncIterator[str]:
