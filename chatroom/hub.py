@@ -828,10 +828,12 @@ class Hub:
             self._ts_text = format_ts(moment.replace(microsecond=millis % 1000 * 1000))
         return self._ts_text
 
-    def _publish(self, event: Event, also: tuple[Member, ...] = ()) -> None:
-        self._publish_encoded(event, encode(event), also)
-
-    def _publish_encoded(self, event: Event, payload: bytes, also: tuple[Member, ...]) -> None:
+    def _publish(
+        self, event: Event, also: tuple[Member, ...] = (), payload: bytes | None = None
+    ) -> None:
+        # ``payload``: the event's bytes when they exist already (a cluster's stream).
+        if payload is None:
+            payload = encode(event)
         self._pending_events.append((event, payload, also))
         if event.room:
             history = self._history.get(event.room)

@@ -610,12 +610,13 @@ class ClusterHub(Hub):
             return self._forced[1]
         return super()._ts()
 
-    def _publish(self, event: Event, also: tuple[Member, ...] = ()) -> None:
+    def _publish(
+        self, event: Event, also: tuple[Member, ...] = (), payload: bytes | None = None
+    ) -> None:
         forced = self._forced
-        if forced is not None and event.id == forced[0]:
-            self._publish_encoded(event, forced[2], also)
-        else:
-            super()._publish(event, also)
+        if payload is None and forced is not None and event.id == forced[0]:
+            payload = forced[2]
+        super()._publish(event, also, payload)
 
     def _events_between(
         self, room: str, after_id: int, below_id: int, *, private_for: str | None
