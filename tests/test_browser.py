@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import playwright.async_api as playwright_api
 import pytest
 import trustme
 from conftest import TIMEOUT_S, RunningServer, StartServer
@@ -27,8 +28,6 @@ from chatroom.history import HistoryStore
 from chatroom.protocol import Message
 from chatroom.server import ChatServer, ServerConfig
 from chatroom.transports.http import CONTENT_SECURITY_POLICY
-
-playwright_api = pytest.importorskip("playwright.async_api")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 if not Path(CHROMIUM).exists():

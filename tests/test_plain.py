@@ -301,7 +301,8 @@ async def test_tls_options_reach_a_tls_server(
 ) -> None:
     """--ca trusts a private CA; without it the certificate is refused in one line;
     --insecure skips the check."""
-    trustme = pytest.importorskip("trustme")
+    import trustme
+
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(server_context)

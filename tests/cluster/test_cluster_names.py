@@ -9,7 +9,6 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from conftest import TIMEOUT_S, RawClient
 
 from .checker import check
@@ -17,11 +16,6 @@ from .conftest import MakeRecorder, StartNode
 from .node import Node
 from .recorder import Address, RecordingClient, text_is
 from .redis_server import RedisServer
-from .test_cluster_smoke import cluster_supported
-
-pytestmark = pytest.mark.skipif(
-    not cluster_supported(), reason="chatroom-server has no --cluster option yet"
-)
 
 Frame = dict[str, Any]
 ROUNDS = 10

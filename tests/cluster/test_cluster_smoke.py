@@ -4,32 +4,16 @@ nothing wrong with what clients got. Skipped until chatroom-server has --cluster
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
-import subprocess
 from typing import Any
 
-import pytest
 from conftest import TIMEOUT_S
 
 from .checker import check
 from .conftest import MakeRecorder, StartNode
-from .node import SERVER, Node
+from .node import Node
 from .recorder import RecordingClient, text_is
 from .redis_server import RedisServer, free_port
-
-
-@functools.cache
-def cluster_supported() -> bool:
-    result = subprocess.run(
-        [SERVER, "--help"], capture_output=True, text=True, timeout=TIMEOUT_S * 2, check=False
-    )
-    return "--cluster" in result.stdout
-
-
-pytestmark = pytest.mark.skipif(
-    not cluster_supported(), reason="chatroom-server has no --cluster option yet"
-)
 
 
 async def _check(redis_server: RedisServer, nodes: list[Node], *clients: RecordingClient) -> None:
