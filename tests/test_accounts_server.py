@@ -4,11 +4,9 @@ rule of the wire and the attacks an admin would try before trusting it."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -506,46 +504,12 @@ async def test_timeouts_do_not_wait_for_the_hash(server: RunningServer) -> None:
 # ------------------------------------------------------------------ a real process
 
 
-@contextlib.asynccontextmanager
-async def _server(data: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
-    from tests.test_cli import BANNER_ADDRESS, SERVER
-
-    process = await asyncio.create_subprocess_exec(
-        SERVER,
-        "--bind",
-        "127.0.0.1:0",
-        "--transcript",
-        str(data / "t.log"),
-        "--quiet",
-        "--data-dir",
-        str(data),
-        "--argon2",
-        "64,1,1",
-        "--flood-rate",
-        "0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        port = None
-        async with asyncio.timeout(TIMEOUT_S * 2):
-            while port is None:
-                line = (await process.stdout.readline()).decode()
-                assert line, "the server exited before listening"
-                if found := BANNER_ADDRESS.search(line):
-                    port = int(found.group(1))
-        yield process, port
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-
-
 async def test_sigkill_loses_nothing_acknowledged(tmp_path: Path) -> None:
     """An account, a ban, a room role (the creator's op) and a mode, each acknowledged,
     then SIGKILL: the next server has every one of them."""
-    data = tmp_path / "data"
+    from tests.test_cli import server_process
+
+    cheap_hashes = ("--argon2", "64,1,1")
 
     async def connect(port: int, name: str, password: str | None = None) -> RawClient:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -556,7 +520,8 @@ async def test_sigkill_loses_nothing_acknowledged(tmp_path: Path) -> None:
         await client.send(_line(hello))
         return client
 
-    async with _server(data) as (process, port):
+    async with server_process(tmp_path, *cheap_hashes) as server:
+        process, port = server.process, server.port
         alice = await connect(port, "alice")
         await alice.expect("welcome")
         await _ask(alice, {"type": "register", "password": "correct horse"}, "registered")
@@ -566,7 +531,8 @@ async def test_sigkill_loses_nothing_acknowledged(tmp_path: Path) -> None:
         process.send_signal(signal.SIGKILL)
         async with asyncio.timeout(TIMEOUT_S):
             assert await process.wait() == -signal.SIGKILL
-    async with _server(data) as (process, port):
+    async with server_process(tmp_path, *cheap_hashes) as server:
+        port = server.port
         guest = await connect(port, "alice")
         assert (await guest.expect("error"))["code"] == "name_registered"
         alice = await connect(port, "alice", "correct horse")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from conftest import TIMEOUT_S
@@ -15,7 +15,7 @@ from conftest import TIMEOUT_S
 from .checker import check
 from .conftest import MakeRecorder, StartNode, StartProxy, StartRedis
 from .node import Node
-from .recorder import RecordingClient, text_is
+from .recorder import Address, RecordingClient, text_is
 from .redis_server import RedisServer
 
 # Short leases keep the tests short; long enough that a busy CI machine renews in time.
@@ -54,6 +54,21 @@ async def _http_get(address: tuple[str, int], path: str) -> tuple[int, str]:
     finally:
         writer.close()
     return int(head.split()[1]), body
+
+
+# Where a recording client connects: a list, or a function giving the addresses now.
+Addresses = Sequence[Address] | Callable[[], Sequence[Address]]
+
+
+async def _ann_and_bob(
+    recorders: MakeRecorder, ann_at: Addresses, bob_at: Addresses
+) -> tuple[RecordingClient, RecordingClient]:
+    """ann and bob, connected, each with the addresses to try."""
+    ann = recorders("ann", ann_at)
+    bob = recorders("bob", bob_at)
+    await ann.connect()
+    await bob.connect()
+    return ann, bob
 
 
 async def _nodes(start_node: StartNode, url: str, count: int) -> list[Node]:
@@ -129,10 +144,7 @@ async def test_a_frozen_node_loses_its_members_and_serves_again_after_thawing(
     """n2 frozen past its lease: n1's members see its member leave (timeout) once;
     thawed, n2 finds its lease gone, closes its stale connections, and serves anew."""
     nodes = await _nodes(start_node, redis_server.url, 2)
-    ann = recorders("ann", [nodes[0].address])
-    bob = recorders("bob", [nodes[1].address])
-    await ann.connect()
-    await bob.connect()
+    ann, bob = await _ann_and_bob(recorders, [nodes[0].address], [nodes[1].address])
     await ann.wait_for(lambda f: f.get("type") == "join" and f.get("name") == "bob")
     nodes[1].freeze()
     await ann.wait_for(_left("bob", "timeout"), timeout_s=LEASE_S * 4)
@@ -166,10 +178,7 @@ async def test_a_node_cut_off_from_redis_closes_its_clients_and_rejoins_when_hea
     n1 = await start_node("n1", redis_url=redis_server.url, extra=LEASE)
     n2 = await start_node("n2", redis_url=proxy.url, extra=LEASE)
     nodes = [n1, n2]
-    ann = recorders("ann", [n1.address])
-    bob = recorders("bob", [n2.address, n1.address])
-    await ann.connect()
-    await bob.connect()
+    ann, bob = await _ann_and_bob(recorders, [n1.address], [n2.address, n1.address])
     await _talk([ann, bob], "lobby", "before")
     assert (await _http_get(n2.address, "/healthz"))[0] == 200
     proxy.blackhole()
@@ -199,10 +208,7 @@ async def test_redis_killed_and_restarted_with_its_aof_loses_nothing(
     were closed meanwhile come back, ids go on, and nothing acknowledged is lost."""
     redis = await start_redis(aof=True)
     nodes = await _nodes(start_node, redis.url, 2)
-    ann = recorders("ann", _addresses(nodes, 0))
-    bob = recorders("bob", _addresses(nodes, 1))
-    await ann.connect()
-    await bob.connect()
+    ann, bob = await _ann_and_bob(recorders, _addresses(nodes, 0), _addresses(nodes, 1))
     await _talk([ann, bob], "lobby", "before")
     before = await redis.stream()
     await redis.kill()
@@ -228,10 +234,7 @@ async def test_redis_restarted_empty_never_reuses_an_id_and_resumes_report_a_gap
     """Redis loses everything: every node starts over on the new data set, the new ids
     are above all the old ones, and a resume from before the loss says ``gap``."""
     nodes = await _nodes(start_node, redis_server.url, 2)
-    ann = recorders("ann", _addresses(nodes, 0))
-    bob = recorders("bob", _addresses(nodes, 1))
-    await ann.connect()
-    await bob.connect()
+    ann, bob = await _ann_and_bob(recorders, _addresses(nodes, 0), _addresses(nodes, 1))
     await _talk([ann, bob], "lobby", "before")
     before = await redis_server.stream()
     await redis_server.restart(empty=True)
@@ -255,10 +258,9 @@ async def test_a_node_stopped_with_sigterm_says_goodbye_and_exits_promptly(
     other nodes' members are told at once, and the process exits 0 within seconds even
     with its stream reader blocked in Redis."""
     nodes = await _nodes(start_node, redis_server.url, 2)
-    ann = recorders("ann", [nodes[0].address])
-    bob = recorders("bob", [nodes[1].address, nodes[0].address])
-    await ann.connect()
-    await bob.connect()
+    ann, bob = await _ann_and_bob(
+        recorders, [nodes[0].address], [nodes[1].address, nodes[0].address]
+    )
     await _talk([ann, bob], "lobby", "before")
     async with asyncio.timeout(5):
         assert await nodes[1].terminate() == 0
@@ -285,10 +287,7 @@ async def test_a_node_on_a_slow_link_to_redis_keeps_the_one_order(
         await start_node("n1", redis_url=redis_server.url, extra=LEASE),
         await start_node("n2", redis_url=proxy.url, extra=LEASE),
     ]
-    ann = recorders("ann", [nodes[0].address])
-    bob = recorders("bob", [nodes[1].address])
-    await ann.connect()
-    await bob.connect()
+    ann, bob = await _ann_and_bob(recorders, [nodes[0].address], [nodes[1].address])
     sent = {client.name: [f"{client.name} {i}" for i in range(10)] for client in (ann, bob)}
     nonces = []
     for i in range(10):
@@ -314,10 +313,7 @@ async def test_redis_down_longer_than_a_lease_every_node_rejoins(
     members leave once each, the clients come back and talk, nothing is lost."""
     redis = await start_redis(aof=True)
     nodes = await _nodes(start_node, redis.url, 2)
-    ann = recorders("ann", _addresses(nodes, 0))
-    bob = recorders("bob", _addresses(nodes, 1))
-    await ann.connect()
-    await bob.connect()
+    ann, bob = await _ann_and_bob(recorders, _addresses(nodes, 0), _addresses(nodes, 1))
     await _talk([ann, bob], "lobby", "before")
     await redis.kill()
     for client in (ann, bob):
